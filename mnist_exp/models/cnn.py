@@ -1,0 +1,51 @@
+"""The tutorial CNN, with its sizes as arguments.
+
+conv(1 -> c, k x k) -> ReLU -> maxpool 2 -> conv(c -> 2c) -> ReLU -> maxpool 2
+-> fc(2c * 7 * 7 -> hidden) -> ReLU -> [dropout] -> fc(hidden -> classes)
+With the defaults (c=16, k=3, hidden=128) this is exactly the tutorial's network.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class CNN(nn.Module):
+    def __init__(
+        self,
+        channels: int = 16,
+        hidden: int = 128,
+        kernel_size: int = 3,
+        dropout: float = 0.0,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        image_size: int = 28,
+    ):
+        super().__init__()
+        for key, value in (("channels", channels), ("hidden", hidden), ("num_classes", num_classes)):
+            if value < 1:
+                raise ValueError(f"model.{key} must be >= 1, got {value}")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"model.kernel_size must be a positive odd number (padding keeps the size), got {kernel_size}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
+        pooled = image_size // 4  # two 2x2 max-pools
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, channels, kernel_size, padding=kernel_size // 2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(channels, 2 * channels, kernel_size, padding=kernel_size // 2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(2 * channels * pooled * pooled, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))

@@ -1,0 +1,117 @@
+"""Train, validate and test a model as the Hydra config says: `python -m mnist_exp [overrides]`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
+from mnist_exp import CONFIG_DIR
+
+log = logging.getLogger(__name__)
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}, the same keys a command-line override uses."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return flat
+
+
+def write_json_atomically(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def print_summary(metrics: dict, run_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="mnist-exp run", show_header=False, title_justify="left")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("test accuracy", f"{metrics['test/acc']:.4f}")
+    table.add_row("test loss", f"{metrics['test/loss']:.4f}")
+    table.add_row("best val accuracy", f"{metrics['val/acc_best']:.4f}")
+    table.add_row("epochs", str(metrics["epochs"]))
+    table.add_row("fit time", f"{metrics['fit_seconds']:.1f} s")
+    table.add_row("run dir", str(run_dir))
+    table.add_row("checkpoint", str(metrics["checkpoint"]))
+    table.add_row("browse", f"tensorboard --logdir {run_dir}")
+    Console().print(table)
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit, test the best checkpoint on the official test set, write metrics.json; return the metrics."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    from mnist_exp.models import DigitClassifier
+
+    pl.seed_everything(cfg.seed, workers=True)
+    run_dir = Path(cfg.paths.output_dir)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()  # fetch and verify before anything is built
+    module = DigitClassifier(
+        net=instantiate(cfg.model),
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        num_classes=cfg.data.num_classes,
+    )
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    fit_seconds = time.perf_counter() - started
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
+
+    metrics = {
+        "test/acc": float(tested["test/acc"]),
+        "test/loss": float(tested["test/loss"]),
+        "val/acc_best": float(module.val_acc_best.compute()),
+        "epochs": int(trainer.current_epoch),
+        "fit_seconds": round(fit_seconds, 2),
+        "checkpoint": best,
+    }
+    write_json_atomically(run_dir / "metrics.json", metrics)
+    params = flatten(OmegaConf.to_container(cfg, resolve=True))
+    hparam_metrics = {k: metrics[k] for k in ("test/acc", "test/loss", "val/acc_best")}
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, metrics=hparam_metrics)
+            logger.finalize("success")
+    print_summary(metrics, run_dir)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def main(cfg: DictConfig) -> float:
+    from mnist_exp.data import DatasetUnavailableError
+
+    try:
+        metrics = train(cfg)
+    except (DatasetUnavailableError, InstantiationException, ValueError) as error:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        log.error("%s", error.__cause__ or error)  # InstantiationException wraps the real error
+        raise SystemExit(1) from None
+    return metrics["val/acc_best"]

@@ -1,0 +1,63 @@
+"""The real CLI, run as a subprocess with tiny limits on synthetic data."""
+
+import json
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import TINY_RUN, run_cli
+
+METRIC_KEYS = {"test/acc", "test/loss", "val/acc_best", "epochs", "fit_seconds", "checkpoint"}
+
+
+def load_events(run_dir):
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
+    return events.Reload()
+
+
+def test_tiny_run_writes_config_events_checkpoints_and_metrics(synthetic, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli([*synthetic.overrides(), *TINY_RUN, f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert METRIC_KEYS <= metrics.keys()
+    assert metrics["epochs"] == 2 and 0.0 <= metrics["test/acc"] <= 1.0 and metrics["fit_seconds"] > 0
+    assert metrics["checkpoint"].startswith(str(run_dir / "checkpoints" / "epoch"))
+    assert (run_dir / "checkpoints" / "last.ckpt").exists()
+    assert (run_dir / ".hydra" / "config.yaml").exists() and (run_dir / ".hydra" / "overrides.yaml").exists()
+
+    events = load_events(run_dir)
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "train/loss_step", "test/acc"} <= scalars
+    assert any(tag.startswith("lr-") for tag in scalars)
+    assert len(events.Scalars("val/acc")) == 2  # once per epoch
+    assert "samples/train_inputs" in events.Tags()["images"]
+    hparams = events.PluginTagToContent("hparams")
+    assert "_hparams_/experiment" in hparams and "_hparams_/session_start_info" in hparams
+    assert b"model.channels" in hparams["_hparams_/session_start_info"]
+    assert b"test/acc" in hparams["_hparams_/experiment"]
+
+    assert "tensorboard --logdir" in result.stdout and "test accuracy" in result.stdout
+
+
+def test_sgd_onecycle_csv_wider_model_runs(synthetic, tmp_path):
+    run_dir = tmp_path / "run"
+    overrides = ["optimizer=sgd", "optimizer.lr=0.05", "scheduler=onecycle", "logger=csv", "model.channels=32"]
+    result = run_cli([*synthetic.overrides(), *TINY_RUN, *overrides, f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run_dir / "csv" / "metrics.csv").exists()
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_checksum_mismatch_stops_before_training_with_a_clear_error(synthetic, tmp_path):
+    (synthetic.folder / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03tampered")
+    run_dir = tmp_path / "run"
+    result = run_cli([*synthetic.overrides(), *TINY_RUN, f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "Could not obtain dataset 'synthetic'" in output
+    assert "train-images-idx3-ubyte SHA-256 mismatch" in output
+    assert "Traceback" not in output
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()
+    assert not list(run_dir.glob("events.out.tfevents.*"))
