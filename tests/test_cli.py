@@ -15,6 +15,7 @@ def load_events(run_dir):
     return events.Reload()
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_config_events_checkpoints_and_metrics(synthetic, tmp_path):
     run_dir = tmp_path / "run"
     result = run_cli([*synthetic.overrides(), *TINY_RUN, f"hydra.run.dir={run_dir}"])
@@ -41,6 +42,7 @@ def test_tiny_run_writes_config_events_checkpoints_and_metrics(synthetic, tmp_pa
     assert "tensorboard --logdir" in result.stdout and "test accuracy" in result.stdout
 
 
+@pytest.mark.slow
 def test_sgd_onecycle_csv_wider_model_runs(synthetic, tmp_path):
     run_dir = tmp_path / "run"
     overrides = ["optimizer=sgd", "optimizer.lr=0.05", "scheduler=onecycle", "logger=csv", "model.channels=32"]
@@ -50,6 +52,7 @@ def test_sgd_onecycle_csv_wider_model_runs(synthetic, tmp_path):
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 2
 
 
+@pytest.mark.slow
 def test_checksum_mismatch_stops_before_training_with_a_clear_error(synthetic, tmp_path):
     (synthetic.folder / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03tampered")
     run_dir = tmp_path / "run"

@@ -49,7 +49,9 @@ def test_option_composes_and_instantiates(group, option, synthetic, tmp_path):
         assert scheduler["interval"] in ("step", "epoch")
 
 
-def test_scheduler_none_is_the_default_and_adam_the_optimizer():
+def test_default_recipe_is_adam_with_one_cycle_and_tutorial_normalization():
     cfg = compose()
-    assert not cfg.scheduler and cfg.optimizer._target_ == "torch.optim.Adam"
+    assert cfg.scheduler.scheduler._target_.endswith("OneCycleLR") and cfg.scheduler.scheduler.max_lr == cfg.optimizer.lr
+    assert cfg.optimizer._target_ == "torch.optim.Adam"
+    assert not compose(["scheduler=none"]).scheduler
     assert cfg.transforms.mean == 0.5 and cfg.transforms.std == 0.5

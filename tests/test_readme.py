@@ -1,0 +1,56 @@
+"""The README's documented commands, run as written (training ones with small overrides)."""
+
+import json
+import re
+import shlex
+import subprocess
+
+import pytest
+
+from mnist_exp import PROJECT_ROOT
+from tests.conftest import TINY_RUN, run_cli
+
+README = (PROJECT_ROOT / "README.md").read_text()
+
+
+def code_block_after(heading: str) -> list[str]:
+    section = README.split(heading, 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
+
+
+def test_quickstart_has_exactly_two_commands_and_ci_runs_the_test_one():
+    assert code_block_after("## Quickstart") == ["bash scripts/train.sh", "bash scripts/test.sh"]
+    ci = (PROJECT_ROOT / ".ci" / "run").read_text()
+    assert "\nbash scripts/test.sh\n" in ci
+
+
+@pytest.mark.slow
+def test_quickstart_train_command_learns_real_mnist_in_one_epoch(tmp_path):
+    """`bash scripts/train.sh` on real MNIST, one epoch: at least 97% on the official test set."""
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        ["bash", "scripts/train.sh", "trainer.max_epochs=1", "trainer=cpu", f"hydra.run.dir={run_dir}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 1
+    assert metrics["test/acc"] >= 0.97, metrics
+    assert f"tensorboard --logdir {run_dir}" in result.stdout.replace("\n", "")
+
+
+EVERYDAY = [line for line in code_block_after("## Everyday use") if line.startswith("python -m mnist_exp")]
+
+
+@pytest.mark.parametrize("command", EVERYDAY)
+def test_everyday_commands_compose(command):
+    args = shlex.split(command)[3:]
+    if "--cfg" not in args and "--help" not in args:
+        args.append("--cfg=job")  # compose and print, without training
+    result = run_cli(args, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for override in (a for a in args if "=" in a and not a.startswith("-")):
+        key, value = override.split("=", 1)
+        if "." in key:  # a key override shows up in the printed config
+            assert f"{key.rsplit('.', 1)[1]}: {value}" in result.stdout, override
