@@ -53,8 +53,9 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
     table.add_row("fit time", f"{metrics['fit_seconds']:.1f} s")
     table.add_row("run dir", str(run_dir))
     table.add_row("checkpoint", str(metrics["checkpoint"]))
-    table.add_row("browse", f"tensorboard --logdir {run_dir}")
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print(f"Browse this run: tensorboard --logdir {run_dir}", soft_wrap=True, highlight=False)
 
 
 def train(cfg: DictConfig) -> dict:

@@ -37,7 +37,7 @@ def test_quickstart_train_command_learns_real_mnist_in_one_epoch(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == 1
     assert metrics["test/acc"] >= 0.97, metrics
-    assert f"tensorboard --logdir {run_dir}" in result.stdout.replace("\n", "")
+    assert f"Browse this run: tensorboard --logdir {run_dir}\n" in result.stdout
 
 
 EVERYDAY = [line for line in code_block_after("## Everyday use") if line.startswith("python -m mnist_exp")]
