@@ -1,0 +1,126 @@
+"""LightningDataModule for MNIST-like IDX datasets, held in memory as uint8 tensors.
+
+Each split is one tensor; a batch is a slice of a shuffled index (no per-item Python
+work, no collation), and the `transforms` module turns it into normalized floats on the
+training device in `on_after_batch_transfer`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from mnist_exp.data.idx import read_idx
+from mnist_exp.data.sources import ensure_files
+from mnist_exp.data.transforms import BatchTransform
+
+ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+
+# The data is already in memory: extra loader workers only add inter-process copies.
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+# Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates; nothing for users to act on.
+warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+
+
+class TensorBatches(Dataset):
+    """Images and labels indexed by a list of indices at once: `dataset[[3, 1, 4]]` is a whole batch."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return self.images[index], self.labels[index]
+
+
+def load_split(folder: Path, images_file: str, labels_file: str) -> TensorBatches:
+    images = torch.from_numpy(read_idx(folder / images_file).copy())
+    labels = torch.from_numpy(read_idx(folder / labels_file).astype("int64"))
+    if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
+        raise ValueError(
+            f"{folder}: {images_file} has shape {tuple(images.shape)} and {labels_file} has shape "
+            f"{tuple(labels.shape)}; expected [N, H, W] images with N labels"
+        )
+    return TensorBatches(images, labels)
+
+
+class DigitsDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        name: str,
+        files: Mapping[str, Mapping[str, str]],
+        sources: Sequence,
+        data_dir: str,
+        transforms: BatchTransform,
+        num_classes: int = 10,
+        val_size: int = 5000,
+        split_seed: int = 0,
+        batch_size: int = 64,
+        eval_batch_size: int = 1000,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ):
+        super().__init__()
+        missing = [role for role in ROLES if role not in files]
+        if missing:
+            raise ValueError(f"data.files is missing {', '.join(missing)} (needs {', '.join(ROLES)})")
+        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size), ("val_size", val_size)):
+            if value < 1:
+                raise ValueError(f"data.{key} must be >= 1, got {value}")
+        self.name, self.files, self.sources, self.data_dir = name, files, list(sources), Path(data_dir)
+        self.transforms, self.num_classes = transforms, num_classes
+        self.val_size, self.split_seed = val_size, split_seed
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.train_set = self.val_set = self.test_set = None
+
+    def _folder(self) -> Path:
+        checksums = {spec["file"]: spec["sha256"] for spec in self.files.values()}
+        return ensure_files(self.name, checksums, self.sources, self.data_dir)
+
+    def prepare_data(self) -> None:
+        self._folder()
+
+    def setup(self, stage: str | None = None) -> None:
+        folder = self._folder()
+        if stage in (None, "fit", "validate") and self.train_set is None:
+            full = load_split(folder, self.files["train_images"]["file"], self.files["train_labels"]["file"])
+            if self.val_size >= len(full):
+                raise ValueError(f"data.val_size={self.val_size} must be smaller than the {len(full)} training images")
+            order = torch.randperm(len(full), generator=torch.Generator().manual_seed(self.split_seed))
+            val_index, train_index = order[: self.val_size], order[self.val_size :]
+            self.train_set = TensorBatches(full.images[train_index], full.labels[train_index])
+            self.val_set = TensorBatches(full.images[val_index], full.labels[val_index])
+        if stage in (None, "test", "predict") and self.test_set is None:
+            self.test_set = load_split(folder, self.files["test_images"]["file"], self.files["test_labels"]["file"])
+
+    def _loader(self, dataset: TensorBatches, batch_size: int, shuffle: bool) -> DataLoader:
+        order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+        return DataLoader(
+            dataset,
+            sampler=BatchSampler(order, batch_size, drop_last=False),
+            batch_size=None,  # the sampler yields whole batches of indices
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, labels = batch
+        training = self.trainer is not None and self.trainer.training
+        return self.transforms(images, augment=training), labels
