@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -61,19 +62,21 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
 def train(cfg: DictConfig) -> dict:
     """Fit, test the best checkpoint on the official test set, write metrics.json; return the metrics."""
     import pytorch_lightning as pl
+    import torch
     from pytorch_lightning.loggers import TensorBoardLogger
 
-    from mnist_exp.models import DigitClassifier
+    from mnist_exp.callbacks import TrainThroughput
 
     pl.seed_everything(cfg.seed, workers=True)
+    if cfg.get("torch_threads"):
+        torch.set_num_threads(cfg.torch_threads)
     run_dir = Path(cfg.paths.output_dir)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()  # fetch and verify before anything is built
-    module = DigitClassifier(
+    module = instantiate(cfg.module)(
         net=instantiate(cfg.model),
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        num_classes=cfg.data.num_classes,
     )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
@@ -93,6 +96,9 @@ def train(cfg: DictConfig) -> dict:
         "fit_seconds": round(fit_seconds, 2),
         "checkpoint": best,
     }
+    rates = next((c.epoch_rates for c in callbacks if isinstance(c, TrainThroughput)), [])
+    if rates:
+        metrics["train_images_per_second"] = round(statistics.median(rates), 1)
     write_json_atomically(run_dir / "metrics.json", metrics)
     params = flatten(OmegaConf.to_container(cfg, resolve=True))
     hparam_metrics = {k: metrics[k] for k in ("test/acc", "test/loss", "val/acc_best")}

@@ -1,8 +1,9 @@
 """LightningDataModule for MNIST-like IDX datasets, held in memory as uint8 tensors.
 
-Each split is one tensor; a batch is a slice of a shuffled index (no per-item Python
-work, no collation), and the `transforms` module turns it into normalized floats on the
-training device in `on_after_batch_transfer`.
+Each split is one tensor, kept on the training device when it is a GPU with room for it;
+a batch is a slice of a shuffled index (no per-item Python work, no collation), each rank
+taking its own shard, and the `transforms` module turns it into normalized (and, for
+training, augmented) floats on the device in `on_after_batch_transfer`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Mapping, Sequence
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset
 
 from mnist_exp.data.idx import read_idx
+from mnist_exp.data.sampler import ShardedBatchSampler
 from mnist_exp.data.sources import ensure_files
 from mnist_exp.data.transforms import BatchTransform
 
@@ -28,7 +30,7 @@ warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)` is depre
 
 
 class TensorBatches(Dataset):
-    """Images and labels indexed by a list of indices at once: `dataset[[3, 1, 4]]` is a whole batch."""
+    """Images and labels indexed by a tensor of indices at once: `dataset[torch.tensor([3, 1, 4])]` is a batch."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor):
         self.images, self.labels = images, labels
@@ -37,7 +39,15 @@ class TensorBatches(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index):
+        index = torch.as_tensor(index).to(self.images.device, non_blocking=True)
         return self.images[index], self.labels[index]
+
+    def to(self, device: torch.device) -> "TensorBatches":
+        return TensorBatches(self.images.to(device), self.labels.to(device))
+
+    @property
+    def nbytes(self) -> int:
+        return self.images.nbytes + self.labels.nbytes
 
 
 def load_split(folder: Path, images_file: str, labels_file: str) -> TensorBatches:
@@ -64,8 +74,9 @@ class DigitsDataModule(pl.LightningDataModule):
         split_seed: int = 0,
         batch_size: int = 64,
         eval_batch_size: int = 1000,
+        seed: int = 0,
+        on_device: bool = True,
         num_workers: int = 0,
-        pin_memory: bool = False,
     ):
         super().__init__()
         missing = [role for role in ROLES if role not in files]
@@ -78,7 +89,7 @@ class DigitsDataModule(pl.LightningDataModule):
         self.transforms, self.num_classes = transforms, num_classes
         self.val_size, self.split_seed = val_size, split_seed
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.seed, self.on_device, self.num_workers = seed, on_device, num_workers
         self.train_set = self.val_set = self.test_set = None
 
     def _folder(self) -> Path:
@@ -100,15 +111,30 @@ class DigitsDataModule(pl.LightningDataModule):
             self.val_set = TensorBatches(full.images[val_index], full.labels[val_index])
         if stage in (None, "test", "predict") and self.test_set is None:
             self.test_set = load_split(folder, self.files["test_images"]["file"], self.files["test_labels"]["file"])
+        self._move_to_training_device()
+
+    def _move_to_training_device(self) -> None:
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        if not self.on_device or device.type != "cuda":
+            return
+        splits = [name for name in ("train_set", "val_set", "test_set") if getattr(self, name) is not None]
+        needed = sum(getattr(self, name).nbytes for name in splits)
+        free, _ = torch.cuda.mem_get_info(device)
+        if needed > free // 4:  # leave the model and activations plenty of room
+            return
+        for name in splits:
+            setattr(self, name, getattr(self, name).to(device))
 
     def _loader(self, dataset: TensorBatches, batch_size: int, shuffle: bool) -> DataLoader:
-        order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+        rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        batches = ShardedBatchSampler(len(dataset), batch_size, shuffle, self.seed, rank, world_size)
+        on_gpu = dataset.images.device.type != "cpu"
         return DataLoader(
             dataset,
-            sampler=BatchSampler(order, batch_size, drop_last=False),
+            sampler=batches,
             batch_size=None,  # the sampler yields whole batches of indices
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
+            num_workers=0 if on_gpu else self.num_workers,
+            persistent_workers=self.num_workers > 0 and not on_gpu,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -1,8 +1,8 @@
 """The tutorial CNN, with its sizes as arguments.
 
-conv(1 -> c, k x k) -> ReLU -> maxpool 2 -> conv(c -> 2c) -> ReLU -> maxpool 2
+conv(1 -> c, k x k) -> [BN] -> ReLU -> maxpool 2 -> conv(c -> 2c) -> [BN] -> ReLU -> maxpool 2
 -> fc(2c * 7 * 7 -> hidden) -> ReLU -> [dropout] -> fc(hidden -> classes)
-With the defaults (c=16, k=3, hidden=128) this is exactly the tutorial's network.
+With the defaults (c=16, k=3, hidden=128, no batch norm) this is exactly the tutorial's network.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ class CNN(nn.Module):
         hidden: int = 128,
         kernel_size: int = 3,
         dropout: float = 0.0,
+        batch_norm: bool = False,
         num_classes: int = 10,
         in_channels: int = 1,
         image_size: int = 28,
@@ -31,14 +32,12 @@ class CNN(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
         pooled = image_size // 4  # two 2x2 max-pools
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, channels, kernel_size, padding=kernel_size // 2),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(channels, 2 * channels, kernel_size, padding=kernel_size // 2),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        )
+
+        def block(c_in: int, c_out: int) -> list[nn.Module]:
+            conv = nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=not batch_norm)
+            return [conv, *([nn.BatchNorm2d(c_out)] if batch_norm else []), nn.ReLU(), nn.MaxPool2d(2)]
+
+        self.features = nn.Sequential(*block(in_channels, channels), *block(channels, 2 * channels))
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(2 * channels * pooled * pooled, hidden),
