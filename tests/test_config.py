@@ -55,3 +55,20 @@ def test_default_recipe_is_adam_with_one_cycle_and_tutorial_normalization():
     assert cfg.optimizer._target_ == "torch.optim.Adam"
     assert not compose(["scheduler=none"]).scheduler
     assert cfg.transforms.mean == 0.5 and cfg.transforms.std == 0.5
+
+
+def test_tutorial_preset_is_the_seed_recipe():
+    cfg = compose(["experiment=tutorial"])
+    assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.lr == 0.001 and not cfg.scheduler
+    assert cfg.data.batch_size == 64 and cfg.transforms.augment is None
+    assert (cfg.transforms.mean, cfg.transforms.std) == (0.5, 0.5)
+    model = cfg.model
+    assert (model.channels, model.hidden, model.kernel_size, model.dropout) == (16, 128, 3, 0.0)
+    assert not model.batch_norm and model.convs_per_block == 1
+    assert cfg.module.label_smoothing == 0.0 and cfg.module.tta_shifts == 0 and cfg.trainer.precision == "32-true"
+
+
+def test_presets_apply_on_top_of_the_defaults_and_yield_to_the_command_line():
+    cfg = compose(["experiment=best", "trainer.max_epochs=1"])
+    assert cfg.transforms.augment._target_ == "kornia.augmentation.RandomAffine"
+    assert cfg.model.batch_norm and cfg.module.tta_shifts == 1 and cfg.trainer.max_epochs == 1

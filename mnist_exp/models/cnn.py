@@ -2,7 +2,8 @@
 
 conv(1 -> c, k x k) -> [BN] -> ReLU -> maxpool 2 -> conv(c -> 2c) -> [BN] -> ReLU -> maxpool 2
 -> fc(2c * 7 * 7 -> hidden) -> ReLU -> [dropout] -> fc(hidden -> classes)
-With the defaults (c=16, k=3, hidden=128, no batch norm) this is exactly the tutorial's network.
+With the defaults (c=16, k=3, hidden=128, no batch norm, one conv per block) this is exactly
+the tutorial's network; convs_per_block=2 stacks a second conv (same width) before each pool.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ class CNN(nn.Module):
         kernel_size: int = 3,
         dropout: float = 0.0,
         batch_norm: bool = False,
+        convs_per_block: int = 1,
         num_classes: int = 10,
         in_channels: int = 1,
         image_size: int = 28,
     ):
         super().__init__()
-        for key, value in (("channels", channels), ("hidden", hidden), ("num_classes", num_classes)):
+        sizes = (("channels", channels), ("hidden", hidden), ("convs_per_block", convs_per_block), ("num_classes", num_classes))
+        for key, value in sizes:
             if value < 1:
                 raise ValueError(f"model.{key} must be >= 1, got {value}")
         if kernel_size < 1 or kernel_size % 2 == 0:
@@ -34,8 +37,11 @@ class CNN(nn.Module):
         pooled = image_size // 4  # two 2x2 max-pools
 
         def block(c_in: int, c_out: int) -> list[nn.Module]:
-            conv = nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=not batch_norm)
-            return [conv, *([nn.BatchNorm2d(c_out)] if batch_norm else []), nn.ReLU(), nn.MaxPool2d(2)]
+            layers = []
+            for i in range(convs_per_block):
+                layers.append(nn.Conv2d(c_in if i == 0 else c_out, c_out, kernel_size, padding=kernel_size // 2, bias=not batch_norm))
+                layers += [nn.BatchNorm2d(c_out), nn.ReLU()] if batch_norm else [nn.ReLU()]
+            return [*layers, nn.MaxPool2d(2)]
 
         self.features = nn.Sequential(*block(in_channels, channels), *block(channels, 2 * channels))
         self.classifier = nn.Sequential(

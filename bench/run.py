@@ -1,0 +1,169 @@
+"""Benchmark the project against plain PyTorch on this machine, in one run, alternating variants.
+
+  python bench/run.py                      # both tables (about 10 minutes on 2 CPU cores)
+  python bench/run.py --only throughput    # table 1 only
+  python bench/run.py --only time-to-99    # table 2 only
+  python bench/run.py --only settings      # thread / loader-worker settings of the project
+
+Table 1, one training epoch of the tutorial CNN (Adam 1e-3, batch 64), repeated --reps times
+in the order a, b, c, a, b, c, ...; medians:
+  a  the tutorial's loop (per-item torchvision DataLoader, plain PyTorch)   bench/loops.py tutorial
+  b  a raw in-memory PyTorch loop of the same model                          bench/loops.py inmemory
+  c  the project through its own entry point                                 python -m mnist_exp experiment=tutorial
+Images/s count training batches only (each variant times its own training loop); s/epoch is
+60,000 / images/s; peak RSS is the whole process's. Table 2: wall time from process start to
+exit for `experiment=fast`, one run per seed, against the tutorial loop trained until its test
+accuracy reaches 99.0% (checked after every epoch, as the tutorial does).
+Absolute times on shared machines are noisy; compare the ratios, which come from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def run_measured(command: list[str]) -> dict:
+    """Run a command; return its wall seconds, peak RSS (MB) and output."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        log.seek(0)
+        output = log.read()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"{' '.join(command)} exited {code}:\n{output[-3000:]}")
+    return {"wall": wall, "rss_mb": usage.ru_maxrss / 1024, "output": output}
+
+
+def ensure_mnist() -> Path:
+    """Fetch and verify MNIST exactly as the project does, before anything is timed."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from mnist_exp.data.sources import ensure_files
+
+    spec = OmegaConf.load(ROOT / "conf" / "data" / "mnist.yaml")
+    checksums = {f.file: f.sha256 for f in spec.files.values()}
+    return ensure_files("mnist", checksums, [instantiate(s) for s in spec.sources], ROOT / "data")
+
+
+def loop_variant(loop: str, workdir: Path, *extra: str) -> dict:
+    out = workdir / f"{loop}-{time.monotonic_ns()}.json"
+    result = run_measured([PYTHON, "bench/loops.py", loop, "--out", str(out), *extra])
+    epochs = json.loads(out.read_text())["epochs"]
+    return {**result, "images_per_second": epochs[0]["images_per_second"], "test_acc": epochs[-1]["test_acc"], "epochs": len(epochs)}
+
+
+def project_variant(workdir: Path, *overrides: str) -> dict:
+    run_dir = workdir / f"run-{time.monotonic_ns()}"
+    result = run_measured([PYTHON, "-m", "mnist_exp", *overrides, f"hydra.run.dir={run_dir}"])
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {**result, "images_per_second": metrics.get("train_images_per_second", float("nan")), "test_acc": metrics["test/acc"], "epochs": metrics["epochs"]}
+
+
+def median(rows: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
+
+
+def throughput_table(reps: int, workdir: Path) -> str:
+    variants = {
+        "a. tutorial loop (torchvision DataLoader)": lambda: loop_variant("tutorial", workdir),
+        "b. raw in-memory PyTorch loop": lambda: loop_variant("inmemory", workdir),
+        "c. mnist-exp (`python -m mnist_exp experiment=tutorial trainer.max_epochs=1`)": lambda: project_variant(
+            workdir, "experiment=tutorial", "trainer.max_epochs=1"
+        ),
+    }
+    results: dict[str, list[dict]] = {name: [] for name in variants}
+    for rep in range(reps):
+        for name, run in variants.items():
+            results[name].append(run())
+            print(f"  rep {rep + 1}/{reps} {name[:2]} {results[name][-1]['images_per_second']:.0f} images/s", file=sys.stderr)
+    lines = [
+        f"| variant | images/s (median of {reps}) | s/epoch (60k) | test acc after 1 epoch | peak RSS | process wall |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, rows in results.items():
+        rate = median(rows, "images_per_second")
+        lines.append(
+            f"| {name} | {rate:,.0f} | {60000 / rate:.1f} | {median(rows, 'test_acc'):.2%} | {median(rows, 'rss_mb'):,.0f} MB | {median(rows, 'wall'):.1f} s |"
+        )
+    a, b, c = (median(rows, "images_per_second") for rows in results.values())
+    lines += ["", f"c/a = {c / a:.2f}, c/b = {c / b:.2f} (images/s, medians; per-rep c/b: "
+              + ", ".join(f"{rc['images_per_second'] / rb['images_per_second']:.2f}" for rb, rc in zip(*list(results.values())[1:])) + ")"]
+    return "\n".join(lines)
+
+
+def time_to_99_table(seeds: list[int], max_tutorial_epochs: int, workdir: Path) -> str:
+    lines = ["| recipe | seed | wall, process start to exit | epochs | test acc | reached 99.0% |", "|---|---|---|---|---|---|"]
+    fast_walls = []
+    for seed in seeds:
+        row = project_variant(workdir, "experiment=fast", f"seed={seed}")
+        fast_walls.append(row["wall"])
+        lines.append(f"| `experiment=fast` | {seed} | {row['wall']:.1f} s | {row['epochs']} | {row['test_acc']:.2%} | {'yes' if row['test_acc'] >= 0.99 else 'no'} |")
+        print(f"  fast seed {seed}: {row['wall']:.1f} s, {row['test_acc']:.4f}", file=sys.stderr)
+    row = loop_variant("tutorial", workdir, "--epochs", str(max_tutorial_epochs), "--until", "0.99")
+    reached = row["test_acc"] >= 0.99
+    lines.append(f"| tutorial loop until 99% | 0 | {row['wall']:.1f} s | {row['epochs']} | {row['test_acc']:.2%} | {'yes' if reached else f'no (stopped at {max_tutorial_epochs} epochs)'} |")
+    fast = statistics.median(fast_walls)
+    lines += ["", f"median `experiment=fast` wall: {fast:.1f} s; tutorial loop {'to 99%' if reached else 'without reaching 99%'}: {row['wall']:.1f} s ({row['wall'] / fast:.1f}x)"]
+    return "\n".join(lines)
+
+
+def settings_table(reps: int, workdir: Path) -> str:
+    settings = {
+        "torch_threads=1": ["torch_threads=1"],
+        "torch_threads=2 (default: torch's one per core)": [],
+        "torch_threads=4": ["torch_threads=4"],
+        "data.num_workers=2": ["data.num_workers=2"],
+    }
+    results = {name: [] for name in settings}
+    for _ in range(reps):
+        for name, overrides in settings.items():
+            results[name].append(project_variant(workdir, "experiment=tutorial", "trainer.max_epochs=1", *overrides))
+    lines = [f"| setting (experiment=tutorial, 1 epoch) | images/s (median of {reps}) |", "|---|---|"]
+    lines += [f"| {name} | {median(rows, 'images_per_second'):,.0f} |" for name, rows in results.items()]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["throughput", "time-to-99", "settings"])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--max-tutorial-epochs", type=int, default=15)
+    args = parser.parse_args()
+
+    ensure_mnist()
+    sections = []
+    header = f"mnist-exp bench, {datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}"
+    with tempfile.TemporaryDirectory(prefix="mnist-exp-bench-") as tmp:
+        workdir = Path(tmp)
+        if args.only in (None, "throughput"):
+            sections.append("### Throughput: one epoch, same model, optimizer and batch size\n\n" + throughput_table(args.reps, workdir))
+        if args.only in (None, "time-to-99"):
+            sections.append("### Time to 99% test accuracy\n\n" + time_to_99_table(args.seeds, args.max_tutorial_epochs, workdir))
+        if args.only == "settings":
+            sections.append("### Threads and loader workers\n\n" + settings_table(args.reps, workdir))
+    report = f"{header}\n\n" + "\n\n".join(sections) + "\n"
+    results_dir = ROOT / "outputs" / "bench"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"{datetime.now():%Y-%m-%d_%H-%M-%S}.md").write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
