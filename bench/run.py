@@ -10,6 +10,7 @@ in the order a, b, c, a, b, c, ...; medians:
   a  the tutorial's loop (per-item torchvision DataLoader, plain PyTorch)   bench/loops.py tutorial
   b  a raw in-memory PyTorch loop of the same model                          bench/loops.py inmemory
   c  the project through its own entry point                                 python -m mnist_exp experiment=tutorial
+  c0 the same with the NCHW memory layout that a and b use                   ... module.channels_last=false
 Images/s count training batches only (each variant times its own training loop); s/epoch is
 60,000 / images/s; peak RSS is the whole process's. Table 2: wall time from process start to
 exit for `experiment=fast`, one run per seed, against the tutorial loop trained until its test
@@ -86,6 +87,9 @@ def throughput_table(reps: int, workdir: Path) -> str:
         "c. mnist-exp (`python -m mnist_exp experiment=tutorial trainer.max_epochs=1`)": lambda: project_variant(
             workdir, "experiment=tutorial", "trainer.max_epochs=1"
         ),
+        "c0. c in the NCHW layout of a and b (`module.channels_last=false`)": lambda: project_variant(
+            workdir, "experiment=tutorial", "trainer.max_epochs=1", "module.channels_last=false"
+        ),
     }
     results: dict[str, list[dict]] = {name: [] for name in variants}
     for rep in range(reps):
@@ -101,9 +105,11 @@ def throughput_table(reps: int, workdir: Path) -> str:
         lines.append(
             f"| {name} | {rate:,.0f} | {60000 / rate:.1f} | {median(rows, 'test_acc'):.2%} | {median(rows, 'rss_mb'):,.0f} MB | {median(rows, 'wall'):.1f} s |"
         )
-    a, b, c = (median(rows, "images_per_second") for rows in results.values())
-    lines += ["", f"c/a = {c / a:.2f}, c/b = {c / b:.2f} (images/s, medians; per-rep c/b: "
-              + ", ".join(f"{rc['images_per_second'] / rb['images_per_second']:.2f}" for rb, rc in zip(*list(results.values())[1:])) + ")"]
+    a, b, c, c0 = (median(rows, "images_per_second") for rows in results.values())
+    per_rep = ", ".join(
+        f"{rc['images_per_second'] / rb['images_per_second']:.2f}" for rb, rc in zip(*list(results.values())[1:3])
+    )
+    lines += ["", f"c/a = {c / a:.2f}, c/b = {c / b:.2f} (medians; c/b per rep: {per_rep}); c0/b = {c0 / b:.2f}"]
     return "\n".join(lines)
 
 
