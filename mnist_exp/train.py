@@ -77,6 +77,8 @@ def train(cfg: DictConfig) -> dict:
         net=instantiate(cfg.model),
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        net_config=OmegaConf.to_container(cfg.model, resolve=True),
+        normalization={"mean": cfg.transforms.mean, "std": cfg.transforms.std},
     )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]

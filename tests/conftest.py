@@ -82,3 +82,27 @@ def run_cli(args: list[str], cwd: Path = PROJECT_ROOT, timeout: float = 300, mod
 
 
 TINY_RUN = ["trainer.max_epochs=2", "data.batch_size=32", "trainer.accelerator=cpu", "trainer.log_every_n_steps=5"]
+
+
+@pytest.fixture(scope="session")
+def real_mnist_run(tmp_path_factory) -> Path:
+    """The README's train command on real MNIST for one epoch (fetching MNIST on first use); its run dir."""
+    run_dir = tmp_path_factory.mktemp("real") / "run"
+    result = subprocess.run(
+        ["bash", "scripts/train.sh", "trainer.max_epochs=1", "trainer=cpu", f"hydra.run.dir={run_dir}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir / "stdout.txt").write_text(result.stdout)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def synthetic_run(tmp_path_factory) -> tuple[SyntheticData, Path]:
+    """A tiny training run on synthetic data; (the data, its run dir)."""
+    root = tmp_path_factory.mktemp("synthetic-run")
+    data = write_synthetic(root)
+    run_dir = root / "run"
+    result = run_cli([*data.overrides(), *TINY_RUN, f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return data, run_dir

@@ -11,6 +11,8 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from mnist_exp.data.transforms import BatchTransform
+
 STAGES = ("train", "val", "test")
 
 
@@ -25,6 +27,8 @@ class DigitClassifier(pl.LightningModule):
         tta_shifts: int = 0,
         channels_last: bool = False,
         compile: bool = False,
+        net_config: dict | None = None,
+        normalization: dict | None = None,
     ):
         """`optimizer` takes the parameters; `scheduler` is Lightning's lr_scheduler dict whose
         "scheduler" entry takes the optimizer (schedulers with a `total_steps` argument get the run's
@@ -34,7 +38,10 @@ class DigitClassifier(pl.LightningModule):
         tta_shifts: test-time augmentation: the test step averages the probabilities of the image and
             of copies shifted by 1..tta_shifts pixels up, down, left and right (no flips: digits are
             not mirror-symmetric).
-        channels_last, compile: speed switches (mostly for GPUs): NHWC memory layout, torch.compile.
+        channels_last, compile: speed switches: NHWC memory layout (faster for this CNN on CPUs and
+            GPUs), torch.compile (pays off on GPUs for long runs).
+        net_config, normalization: the model's Hydra config and the input mean/std, saved in the
+            checkpoint so that evaluate, predict and export can rebuild everything from it alone.
         """
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
@@ -42,6 +49,7 @@ class DigitClassifier(pl.LightningModule):
         if tta_shifts < 0:
             raise ValueError(f"module.tta_shifts must be >= 0, got {tta_shifts}")
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.normalize = BatchTransform(**(normalization or {"mean": 0.5, "std": 0.5}))
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.optimizer_factory, self.scheduler_config = optimizer, scheduler or None
         self.train_criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
@@ -54,7 +62,7 @@ class DigitClassifier(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         if self.compile_net and stage == "fit":
-            self.net = torch.compile(self.net)
+            self.net.compile()  # in place: checkpoint keys stay those of the plain model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -70,8 +78,13 @@ class DigitClassifier(pl.LightningModule):
         probabilities = torch.stack([self(v).softmax(dim=1) for v in views]).mean(dim=0)
         return probabilities.clamp_min(1e-12).log()
 
-    def shared_step(self, batch, stage: str) -> torch.Tensor:
-        """Loss for one batch; accumulates the stage's epoch accuracy and mean loss."""
+    @torch.no_grad()
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities for uint8 MNIST-style images [N, 28, 28], preprocessed as in training."""
+        return self.forward_tta(self.normalize(images.to(self.device))).exp()
+
+    def shared_step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and logits for one batch; accumulates the stage's epoch accuracy and mean loss."""
         images, labels = batch
         logits = self.forward_tta(images) if stage == "test" and self.tta_shifts else self(images)
         loss = (self.train_criterion if stage == "train" else self.criterion)(logits, labels)
@@ -79,7 +92,7 @@ class DigitClassifier(pl.LightningModule):
         # about a millisecond, a tenth of a training step here; epochs are logged in one go below.
         getattr(self, f"{stage}_acc").update(logits, labels)
         getattr(self, f"{stage}_loss").update(loss.detach(), weight=len(labels))
-        return loss
+        return loss, logits
 
     def log_epoch(self, stage: str) -> None:
         accuracy, mean_loss = getattr(self, f"{stage}_acc"), getattr(self, f"{stage}_loss")
@@ -93,7 +106,7 @@ class DigitClassifier(pl.LightningModule):
         mean_loss.reset()
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = self.shared_step(batch, "train")
+        loss, _ = self.shared_step(batch, "train")
         # Lightning writes step metrics when (optimizer steps so far + 1) % log_every_n_steps == 0.
         if (self.global_step + 1) % max(self.trainer.log_every_n_steps, 1) == 0:
             self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
@@ -102,8 +115,8 @@ class DigitClassifier(pl.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         self.shared_step(batch, "val")
 
-    def test_step(self, batch, batch_idx: int) -> None:
-        self.shared_step(batch, "test")
+    def test_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self.shared_step(batch, "test")[1].detach()  # logits, for the test report callback
 
     def on_train_start(self) -> None:
         self.val_acc_best.reset()

@@ -1,0 +1,73 @@
+"""Test a checkpoint: `python -m mnist_exp.evaluate ckpt_path=PATH [data=fashion_mnist]`.
+
+Writes evaluation.json (accuracy, loss, per-class precision/recall/F1, confusion matrix),
+confusion_matrix.png, mistakes.png and TensorBoard figures into its run dir, and prints them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
+from mnist_exp import CONFIG_DIR
+from mnist_exp.train import write_json_atomically
+
+log = logging.getLogger(__name__)
+
+
+def requested_model_keys(cfg: DictConfig) -> dict:
+    """The model.* keys set on the command line, with their values as composed."""
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    keys = {o.split("=", 1)[0].lstrip("+~").split(".", 1)[1] for o in overrides if o.lstrip("+~").startswith("model.")}
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    return {key: model[key] for key in keys if key in model}
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    import pytorch_lightning as pl
+
+    from mnist_exp.data.transforms import BatchTransform
+    from mnist_exp.inference import load_classifier
+    from mnist_exp.report import TestReport
+
+    pl.seed_everything(cfg.seed)
+    module = load_classifier(cfg.ckpt_path, expected_model=requested_model_keys(cfg))
+    run_dir = Path(cfg.paths.output_dir)
+    datamodule = instantiate(cfg.data, transforms=BatchTransform(**module.hparams.normalization))
+    report = TestReport(mistakes=cfg.mistakes)
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    trainer = instantiate(cfg.trainer, callbacks=[report], logger=loggers or False, enable_checkpointing=False)
+    tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    results = {
+        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "dataset": cfg.data.name,
+        "test/acc": float(tested["test/acc"]),
+        "test/loss": float(tested["test/loss"]),
+        **report.report,
+    }
+    write_json_atomically(run_dir / "evaluation.json", results)
+    print(f"test accuracy {results['test/acc']:.4f}, test loss {results['test/loss']:.4f} on {cfg.data.name}")
+    print(f"Report in {run_dir} (evaluation.json, confusion_matrix.png, mistakes.png); tensorboard --logdir {run_dir}")
+    return results
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
+def main(cfg: DictConfig) -> float:
+    from mnist_exp.data import DatasetUnavailableError
+    from mnist_exp.inference import CheckpointError
+
+    try:
+        return evaluate(cfg)["test/acc"]
+    except (CheckpointError, DatasetUnavailableError) as error:
+        log.error("%s", error)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

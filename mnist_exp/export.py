@@ -1,0 +1,73 @@
+"""Export a checkpoint as a standalone model: `python -m mnist_exp.export ckpt_path=PATH format=onnx|torchscript`.
+
+The exported model includes the input normalization: it takes float32 images [N, 1, 28, 28]
+with raw pixel values 0..255 and returns class probabilities [N, 10] ("images" -> "probabilities").
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
+from mnist_exp import CONFIG_DIR
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+class RawImageClassifier(nn.Module):
+    """Normalization + network + softmax, for raw 0..255 pixel values."""
+
+    def __init__(self, net: nn.Module, mean: float, std: float):
+        super().__init__()
+        self.net, self.mean, self.std = net, float(mean), float(std)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net((images / 255.0 - self.mean) / self.std).softmax(dim=1)
+
+
+def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 17) -> Path:
+    from mnist_exp.inference import load_classifier
+
+    if fmt not in FORMATS:
+        raise ValueError(f"format={fmt} is not one of {', '.join(FORMATS)}")
+    module = load_classifier(ckpt_path)
+    model = RawImageClassifier(module.net.to(memory_format=torch.contiguous_format), **module.hparams.normalization).eval()
+    target = Path(output) if output else Path(ckpt_path).with_suffix(FORMATS[fmt])
+    tmp = target.with_name(f".{target.name}.tmp")
+    example = torch.zeros(2, 1, 28, 28)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch marks TorchScript and the classic ONNX exporter as legacy
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if fmt == "onnx":
+            torch.onnx.export(
+                model, (example,), str(tmp), dynamo=False, opset_version=opset,
+                input_names=["images"], output_names=["probabilities"],
+                dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}},
+            )
+        else:
+            torch.jit.save(torch.jit.trace(model, example), str(tmp))
+    os.replace(tmp, target)
+    return target
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
+def main(cfg: DictConfig) -> None:
+    from mnist_exp.inference import CheckpointError
+
+    try:
+        target = export(cfg.ckpt_path, cfg.format, cfg.output, cfg.opset)
+    except (CheckpointError, ValueError) as error:
+        sys.exit(str(error))
+    print(f"Wrote {target} ({cfg.format}): float32 images [N, 1, 28, 28], pixels 0..255 -> probabilities [N, 10]")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Evaluate, predict and export trained checkpoints."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from mnist_exp import PROJECT_ROOT
+from mnist_exp.data.idx import read_idx
+from mnist_exp.inference import CheckpointError, load_classifier
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def best_checkpoint(run_dir):
+    return json.loads((run_dir / "metrics.json").read_text())["checkpoint"]
+
+
+def test_training_runs_log_the_test_report(synthetic_run):
+    _, run_dir = synthetic_run
+    for name in ("test_report.json", "confusion_matrix.png", "mistakes.png"):
+        assert (run_dir / name).exists(), name
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0}).Reload()
+    assert {"test/confusion_matrix", "test/mistakes"} <= set(events.Tags()["images"])
+
+
+def test_evaluate_writes_every_artifact_and_matches_the_training_test(synthetic_run, tmp_path):
+    data, run_dir = synthetic_run
+    out = tmp_path / "eval"
+    result = run_cli(["ckpt_path=" + best_checkpoint(run_dir), *data.overrides()[:2], data.overrides()[2], f"hydra.run.dir={out}"],
+                     module="mnist_exp.evaluate")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "evaluation.json").read_text())
+    trained = json.loads((run_dir / "metrics.json").read_text())
+    assert report["test/acc"] == pytest.approx(trained["test/acc"], abs=1e-6)
+    assert set(report["per_class"]) == {str(d) for d in range(10)}
+    assert {"precision", "recall", "f1", "support"} <= set(report["per_class"]["0"])
+    assert sum(r["support"] for r in report["per_class"].values()) == 200
+    assert np.array(report["confusion_matrix"]).sum() == 200
+    for name in ("confusion_matrix.png", "mistakes.png"):
+        assert (out / name).stat().st_size > 1000, name
+    assert "confusion matrix (rows: true, columns: predicted)" in result.stdout
+
+
+def test_evaluate_refuses_a_checkpoint_that_does_not_match_the_requested_model(synthetic_run, tmp_path):
+    data, run_dir = synthetic_run
+    out = tmp_path / "eval"
+    result = run_cli(["ckpt_path=" + best_checkpoint(run_dir), *data.overrides(), "model.channels=32", f"hydra.run.dir={out}"],
+                     module="mnist_exp.evaluate")
+    assert result.returncode == 1
+    assert "does not match the requested model: model.channels=16 in the checkpoint but 32 requested" in result.stdout + result.stderr
+    assert not (out / "evaluation.json").exists()
+
+
+def test_a_file_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
+    bogus = tmp_path / "model.ckpt"
+    bogus.write_text("hello")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_classifier(bogus)
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_classifier(tmp_path / "missing.ckpt")
+
+
+def test_predict_reports_bad_files_and_still_predicts_the_rest(synthetic_run, tmp_path):
+    data, run_dir = synthetic_run
+    images = read_idx(data.folder / "t10k-images-idx3-ubyte")[:3]
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(tmp_path / f"good{i}.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("no pixels here")
+    inputs = f"inputs=[{tmp_path},{tmp_path / 'missing.png'}]"
+    result = run_cli(["ckpt_path=" + best_checkpoint(run_dir), inputs, "--top-k", "2"], module="mnist_exp.predict")
+    assert result.returncode == 1
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    by_name = {os.path.basename(r["file"]): r for r in rows}
+    assert set(by_name) == {"good0.png", "good1.png", "good2.png", "empty.png", "text.png", "missing.png"}
+    for name in ("good0.png", "good1.png", "good2.png"):
+        row = by_name[name]
+        assert 0 <= row["digit"] <= 9 and len(row["top_k"]) == 2 and len(row["probabilities"]) == 10
+        assert abs(sum(row["probabilities"]) - 1) < 1e-3
+    assert "empty file" in by_name["empty.png"]["error"]
+    assert "not a readable image" in by_name["text.png"]["error"]
+    assert "no such file" in by_name["missing.png"]["error"]
+    assert "3 of 6 files could not be predicted" in result.stderr
+
+
+def real_test_digits(count=300):
+    images = read_idx(PROJECT_ROOT / "data" / "mnist" / "t10k-images-idx3-ubyte")[:count]
+    labels = read_idx(PROJECT_ROOT / "data" / "mnist" / "t10k-labels-idx1-ubyte")[:count]
+    return images, labels
+
+
+def test_predict_on_rerendered_real_digits_keeps_the_checkpoint_accuracy(real_mnist_run, tmp_path):
+    checkpoint = best_checkpoint(real_mnist_run)
+    images, labels = real_test_digits()
+    module = load_classifier(checkpoint)
+    tensor_accuracy = float((module.predict_proba(torch.from_numpy(images.copy())).argmax(1).numpy() == labels).mean())
+    for i, image in enumerate(images):  # dark ink on white, 64x64, every third one as JPEG, some RGB
+        picture = Image.fromarray(255 - image).resize((64, 64), Image.BILINEAR)
+        picture = picture.convert("RGB") if i % 2 else picture
+        picture.save(tmp_path / f"{i:04d}.{'jpg' if i % 3 == 0 else 'png'}")
+    result = run_cli(["ckpt_path=" + checkpoint, f"inputs={tmp_path}/*"], module="mnist_exp.predict")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    predicted = np.array([r["digit"] for r in sorted(rows, key=lambda r: r["file"])])
+    file_accuracy = float((predicted == labels).mean())
+    print(f"predict accuracy on {len(labels)} re-rendered test digits: files {file_accuracy:.4f}, tensors {tensor_accuracy:.4f}")
+    assert file_accuracy >= 0.97 * tensor_accuracy
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_exported_model_matches_the_checkpoint_on_real_test_images(real_mnist_run, tmp_path, fmt):
+    checkpoint = best_checkpoint(real_mnist_run)
+    target = tmp_path / f"model.{fmt}"
+    result = run_cli(["ckpt_path=" + checkpoint, f"format={fmt}", f"output={target}"], module="mnist_exp.export")
+    assert result.returncode == 0, result.stderr[-2000:]
+    images, _ = real_test_digits(500)
+    expected = load_classifier(checkpoint).predict_proba(torch.from_numpy(images.copy())).numpy()
+    raw = images[:, None].astype(np.float32)  # raw 0..255 pixels
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+        got = session.run(["probabilities"], {"images": raw})[0]
+    else:
+        with torch.no_grad():
+            got = torch.jit.load(str(target))(torch.from_numpy(raw)).numpy()
+    assert got.shape == (500, 10)
+    assert np.abs(got - expected).max() <= 1e-4
