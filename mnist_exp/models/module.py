@@ -139,4 +139,12 @@ class DigitClassifier(pl.LightningModule):
         extra = {}
         if "total_steps" in inspect.signature(factory.func).parameters and "total_steps" not in factory.keywords:
             extra["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": factory(optimizer, **extra), **config}}
+        try:
+            scheduler = factory(optimizer, **extra)
+        except ZeroDivisionError:  # OneCycleLR with fewer steps than its warm-up needs
+            steps = extra.get("total_steps", "the configured")
+            raise ValueError(
+                f"scheduler {factory.func.__name__} cannot be built for {steps} optimizer steps; "
+                "train for more steps (trainer.max_epochs, data.batch_size) or use scheduler=none"
+            ) from None
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, **config}}
