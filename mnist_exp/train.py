@@ -59,7 +59,34 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
     console.print(f"Browse this run: tensorboard --logdir {run_dir}", soft_wrap=True, highlight=False)
 
 
-def train(cfg: DictConfig) -> dict:
+def threads_per_parallel_job() -> int | None:
+    """Under the joblib launcher (n_jobs jobs at once on this machine), split the cores among the jobs."""
+    if not HydraConfig.initialized():
+        return None
+    launcher = HydraConfig.get().launcher
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return None
+    cores = os.cpu_count() or 1
+    n_jobs = int(launcher.get("n_jobs") or 1)
+    parallel = cores + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib: -1 means all cores, -2 all but one
+    return max(1, cores // max(1, min(parallel, cores)))
+
+
+def record_failure(run_dir: Path, error: BaseException, wall_seconds: float) -> str:
+    """Write failure.json into a sweep job's dir; return the error's first line."""
+    import traceback
+
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    message = f"{error.__class__.__name__}: {first_line}" if first_line else error.__class__.__name__
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomically(
+        run_dir / "failure.json",
+        {"error": message, "wall_seconds": round(wall_seconds, 2), "traceback": traceback.format_exception(error)},
+    )
+    return message
+
+
+def train(cfg: DictConfig, started: float | None = None) -> dict:
     """Fit, test the best checkpoint on the official test set, write metrics.json; return the metrics."""
     import pytorch_lightning as pl
     import torch
@@ -67,9 +94,11 @@ def train(cfg: DictConfig) -> dict:
 
     from mnist_exp.callbacks import TrainThroughput
 
+    started = time.perf_counter() if started is None else started
     pl.seed_everything(cfg.seed, workers=True)
-    if cfg.get("torch_threads"):
-        torch.set_num_threads(cfg.torch_threads)
+    threads = cfg.get("torch_threads") or threads_per_parallel_job()
+    if threads:
+        torch.set_num_threads(threads)
     run_dir = Path(cfg.paths.output_dir)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()  # fetch and verify before anything is built
@@ -84,9 +113,9 @@ def train(cfg: DictConfig) -> dict:
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
-    started = time.perf_counter()
+    fit_started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
-    fit_seconds = time.perf_counter() - started
+    fit_seconds = time.perf_counter() - fit_started
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
 
@@ -101,6 +130,7 @@ def train(cfg: DictConfig) -> dict:
     rates = next((c.epoch_rates for c in callbacks if isinstance(c, TrainThroughput)), [])
     if rates:
         metrics["train_images_per_second"] = round(statistics.median(rates), 1)
+    metrics["wall_seconds"] = round(time.perf_counter() - started, 2)
     write_json_atomically(run_dir / "metrics.json", metrics)
     params = flatten(OmegaConf.to_container(cfg, resolve=True))
     hparam_metrics = {k: metrics[k] for k in ("test/acc", "test/loss", "val/acc_best")}
@@ -114,13 +144,21 @@ def train(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float:
+    """Returns the best validation accuracy: what sweeps (Optuna) maximize."""
     from mnist_exp.data import DatasetUnavailableError
 
+    started = time.perf_counter()
     try:
-        metrics = train(cfg)
-    except (DatasetUnavailableError, InstantiationException, ValueError) as error:
+        metrics = train(cfg, started)
+    except Exception as error:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise
-        log.error("%s", error.__cause__ or error)  # InstantiationException wraps the real error
-        raise SystemExit(1) from None
+            # One failed job must not end the sweep: record it (the sweep summary lists it and the
+            # sweep exits non-zero) and return NaN, which Optuna records as a failed trial.
+            message = record_failure(Path(cfg.paths.output_dir), error.__cause__ or error, time.perf_counter() - started)
+            log.error("job failed: %s", message)
+            return float("nan")
+        if isinstance(error, (DatasetUnavailableError, InstantiationException, ValueError)):
+            log.error("%s", error.__cause__ or error)  # InstantiationException wraps the real error
+            raise SystemExit(1) from None
+        raise
     return metrics["val/acc_best"]

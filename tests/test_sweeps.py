@@ -1,0 +1,92 @@
+"""Multiruns: readable job dirs, summary tables, failure isolation, joblib, Optuna and submitit."""
+
+import csv
+import json
+
+import pytest
+import yaml
+
+from mnist_exp.summarize import main as summarize_main
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+SWEEP_RUN = ["trainer.max_epochs=1", "data.batch_size=32", "trainer.accelerator=cpu", "trainer.log_every_n_steps=5",
+             "callbacks.test_report.mistakes=4"]
+
+
+def read_summary(sweep_dir):
+    with open(sweep_dir / "summary.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_grid_sweep_names_jobs_by_overrides_and_summarizes_them(synthetic, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", *synthetic.overrides(), *SWEEP_RUN, "model.channels=4,8", "optimizer.lr=0.001,0.003",
+                      f"hydra.sweep.dir={sweep}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = read_summary(sweep)
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
+    job_dirs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert job_dirs[0].startswith("0_") and {"model.channels=4", "optimizer.lr=0.001"} <= set(job_dirs[0][2:].split(","))
+    assert job_dirs[3].startswith("3_") and {"model.channels=8", "optimizer.lr=0.003"} <= set(job_dirs[3][2:].split(","))
+    for row in rows:
+        metrics = json.loads((sweep / row["run_dir"] / "metrics.json").read_text())
+        assert float(row["val_acc_best"]) == pytest.approx(metrics["val/acc_best"], abs=1e-6)
+        assert float(row["test_acc"]) == pytest.approx(metrics["test/acc"], abs=1e-6)
+        assert row["overrides"].split(",") == yaml.safe_load((sweep / row["run_dir"] / ".hydra/overrides.yaml").read_text())
+    values = [float(r["val_acc_best"]) for r in rows]
+    assert values == sorted(values, reverse=True)
+    assert (sweep / "summary.md").read_text().startswith("| job | overrides | status |")
+    assert (sweep / "summary.png").stat().st_size > 1000
+    assert "val_acc_best" in result.stdout
+
+    # summarize rebuilds exactly the same table from the dir
+    before = (sweep / "summary.csv").read_text(), (sweep / "summary.md").read_text()
+    (sweep / "summary.csv").unlink()
+    assert summarize_main([str(sweep)]) == 0
+    assert ((sweep / "summary.csv").read_text(), (sweep / "summary.md").read_text()) == before
+
+
+def test_a_failing_job_is_recorded_and_the_others_finish(synthetic, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", *synthetic.overrides(), *SWEEP_RUN, "model.kernel_size=3,4", f"hydra.sweep.dir={sweep}"])
+    assert result.returncode == 1  # the exit code says a job failed
+    rows = read_summary(sweep)
+    statuses = {r["overrides"].split("model.kernel_size=")[1].split(",")[0]: r["status"] for r in rows}
+    assert statuses["3"] == "ok"
+    assert statuses["4"].startswith("failed: ValueError: model.kernel_size must be a positive odd number")
+    assert "1 of 2 jobs failed" in result.stderr
+
+
+def test_joblib_runs_two_jobs_in_parallel_with_a_thread_each(synthetic, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", *synthetic.overrides(), *SWEEP_RUN, "seed=1,2", "hydra/launcher=joblib",
+                      "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = read_summary(sweep)
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"ok"}
+    assert [p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")] and len(list(sweep.glob("*/metrics.json"))) == 2
+
+
+def test_optuna_search_returns_the_best_value_the_summary_shows(synthetic, tmp_path):
+    sweep = tmp_path / "sweep"
+    storage = tmp_path / "study.db"
+    result = run_cli([*synthetic.overrides(), *SWEEP_RUN, "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+                      f"hydra.sweeper.storage=sqlite:///{storage}", "scheduler=none",  # fixed keys leave the search space
+                      f"hydra.sweep.dir={sweep}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    rows = read_summary(sweep)
+    assert len(rows) == 3
+    assert float(rows[0]["val_acc_best"]) == pytest.approx(best["best_value"], abs=1e-6)
+    assert storage.exists()
+
+
+def test_submitit_local_runs_a_two_job_sweep(synthetic, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", *synthetic.overrides(), *SWEEP_RUN, "seed=1,2", "hydra/launcher=submitit_local",
+                      "hydra.launcher.timeout_min=10", f"hydra.sweep.dir={sweep}"], timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = read_summary(sweep)
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"ok"}
