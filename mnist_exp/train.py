@@ -116,8 +116,11 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
     fit_started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     fit_seconds = time.perf_counter() - fit_started
+    if cfg.get("test_checkpoint", "best") not in ("best", "last"):
+        raise ValueError(f"test_checkpoint must be best or last, got {cfg.test_checkpoint}")
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
+    tested_ckpt = best if cfg.get("test_checkpoint", "best") == "best" else ""  # "": the weights as trained
+    tested = trainer.test(module, datamodule=datamodule, ckpt_path=tested_ckpt or None, verbose=False)[0]
 
     metrics = {
         "test/acc": float(tested["test/acc"]),
@@ -126,6 +129,7 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
         "epochs": int(trainer.current_epoch),
         "fit_seconds": round(fit_seconds, 2),
         "checkpoint": best,
+        "tested": tested_ckpt or "last",
     }
     rates = next((c.epoch_rates for c in callbacks if isinstance(c, TrainThroughput)), [])
     if rates:
