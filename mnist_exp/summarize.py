@@ -113,12 +113,13 @@ def print_table(rows: list[dict], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    shown = [c for c in COLUMNS if c != "run_dir"]  # the run dir repeats the overrides; it is in the files
     table = Table(title=title, title_justify="left")
-    for column in COLUMNS:
-        table.add_column(column, overflow="fold")
+    for column in shown:
+        table.add_column(column, overflow="fold", justify="left" if column in ("overrides", "status") else "right")
     for row in rows:
         style = "red" if row["status"].startswith("failed") else None
-        table.add_row(*[f"{row[c]:.4f}" if isinstance(row[c], float) and c != "wall_seconds" else str(row[c]) for c in COLUMNS], style=style)
+        table.add_row(*[f"{row[c]:.4f}" if isinstance(row[c], float) and c != "wall_seconds" else str(row[c]) for c in shown], style=style)
     Console().print(table)
 
 
