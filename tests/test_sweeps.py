@@ -133,7 +133,7 @@ def test_summary_of_a_sweep_still_running_marks_unfinished_jobs(tmp_path):
 
 
 def test_slurm_launcher_config_composes_with_the_usual_knobs():
-    result = run_cli(["-m", "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=4",
+    result = run_cli(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=4",
                       "--cfg", "hydra"], timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     launcher = yaml.safe_load(result.stdout)["hydra"]["launcher"]
