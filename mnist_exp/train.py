@@ -95,6 +95,8 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
     from mnist_exp.callbacks import TrainThroughput
 
     started = time.perf_counter() if started is None else started
+    if cfg.get("test_checkpoint", "best") not in ("best", "last"):  # checked before any work, not after the fit
+        raise ValueError(f"test_checkpoint must be best or last, got {cfg.test_checkpoint}")
     pl.seed_everything(cfg.seed, workers=True)
     threads = cfg.get("torch_threads") or threads_per_parallel_job()
     if threads:
@@ -116,8 +118,6 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
     fit_started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     fit_seconds = time.perf_counter() - fit_started
-    if cfg.get("test_checkpoint", "best") not in ("best", "last"):
-        raise ValueError(f"test_checkpoint must be best or last, got {cfg.test_checkpoint}")
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     tested_ckpt = best if cfg.get("test_checkpoint", "best") == "best" else ""  # "": the weights as trained
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=tested_ckpt or None, verbose=False)[0]

@@ -91,10 +91,15 @@ class DigitsDataModule(pl.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.seed, self.on_device, self.num_workers = seed, on_device, num_workers
         self.train_set = self.val_set = self.test_set = None
+        self._verified_folder: Path | None = None
 
     def _folder(self) -> Path:
-        checksums = {spec["file"]: spec["sha256"] for spec in self.files.values()}
-        return ensure_files(self.name, checksums, self.sources, self.data_dir)
+        """The dataset's folder, fetched and verified once per process (Lightning calls prepare_data and
+        setup several times per run; hashing 55 MB each time only delays start-up)."""
+        if self._verified_folder is None:
+            checksums = {spec["file"]: spec["sha256"] for spec in self.files.values()}
+            self._verified_folder = ensure_files(self.name, checksums, self.sources, self.data_dir)
+        return self._verified_folder
 
     def prepare_data(self) -> None:
         self._folder()
