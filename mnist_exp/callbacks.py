@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import threading
 import time
+from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torchvision.utils import make_grid
 
 
@@ -51,3 +59,102 @@ class TrainThroughput(pl.Callback):
         if self._images and seconds > 0:
             self.epoch_rates.append(self._images / seconds)
             pl_module.log("train/images_per_second", self.epoch_rates[-1], on_epoch=True)
+
+
+class CheckpointOnInterrupt(pl.Callback):
+    """SIGTERM (kill, a cluster's time limit) or Ctrl+C: finish the current training batch, save the
+    exact state to checkpoints/last.ckpt and stop; `ckpt_path=last` then resumes mid-epoch.
+
+    Lightning stops cleanly after the current batch on SIGTERM (SIGTERMException) but saves nothing, and
+    its Ctrl+C handling stops wherever the code happens to be (say between backward and the optimizer
+    step), a state no run can be resumed from exactly. Here the first Ctrl+C is turned into Lightning's
+    SIGTERM stop; a second Ctrl+C stops at once, without a checkpoint. A stop at an epoch's end or during
+    validation keeps the end-of-epoch last.ckpt, the state that validation started from.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "last"):
+        self.path = Path(dirpath) / f"{filename}.ckpt"
+        self.signal_name = "SIGTERM"
+        self.active = False
+        self._previous_sigint = None
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.signal_name, self.active = "SIGTERM", True
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum, frame) -> None:
+        if not self.active or self.signal_name == "SIGINT":  # not fitting, or pressed twice: stop now
+            raise KeyboardInterrupt
+        self.signal_name = "SIGINT"
+        print("\nCtrl+C: stopping after this batch and saving a checkpoint (press Ctrl+C again to stop at once, without one)",
+              file=sys.stderr, flush=True)
+        signal.raise_signal(signal.SIGTERM)  # Lightning's handler: stop cleanly after the current batch
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self.active = False
+        if self._previous_sigint is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.active = False
+        if not isinstance(exception, SIGTERMException):
+            return
+        name = self.signal_name
+        loader = trainer.train_dataloader
+        done = getattr(loader, "batches_done", 0)
+        if trainer.training and 0 < done < trainer.num_training_batches:
+            temporary = self.path.with_suffix(".ckpt.tmp")
+            trainer.save_checkpoint(temporary)  # all ranks take part; rank 0 writes
+            if trainer.is_global_zero:
+                os.replace(temporary, self.path)  # a kill while saving never leaves half a last.ckpt
+            message = f"saved {self.path} (epoch {trainer.current_epoch}, batch {done} of {trainer.num_training_batches})"
+        elif self.path.exists():
+            message = f"kept {self.path}, saved at the end of the last finished epoch"
+        else:
+            message = "no checkpoint was saved yet, nothing to resume from"
+        rank_zero_info(f"Stopped by {name}: {message}. Resume with: python -m mnist_exp ckpt_path=last")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class StopOnNonFiniteLoss(pl.Callback):
+    """Stop training when the loss is NaN or infinite, before that step's backward pass, so no later
+    checkpoint holds broken weights: last.ckpt stays the last good one.
+
+    The loss is checked before every backward pass without waiting for the GPU; every
+    `every_n_steps` steps (and before each validation, which precedes checkpointing) the result is read,
+    a GPU synchronization. Under DDP the ranks agree, so all of them stop together.
+    """
+
+    def __init__(self, last_checkpoint: str | None = None, every_n_steps: int = 1):
+        if every_n_steps < 1:
+            raise ValueError(f"callbacks.nan_guard.every_n_steps must be >= 1, got {every_n_steps}")
+        self.last_checkpoint = Path(last_checkpoint) if last_checkpoint else None
+        self.every_n_steps = every_n_steps
+        self._bad = None
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        bad = ~torch.isfinite(loss.detach())
+        self._bad = bad if self._bad is None else self._bad | bad
+        if (trainer.global_step + 1) % self.every_n_steps == 0:
+            self._check(trainer, loss)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self._check(trainer, None)
+
+    def _check(self, trainer, loss) -> None:
+        bad, self._bad = self._bad, None
+        if not trainer.strategy.reduce_boolean_decision(bool(bad is not None and bad.item()), all=False):
+            return
+        value = f"{loss.item()}" if loss is not None and not torch.isfinite(loss) else "NaN or infinite"
+        last = self.last_checkpoint
+        kept = f"last good checkpoint: {last}" if last and last.exists() else "no checkpoint was saved before it"
+        raise NonFiniteLossError(
+            f"training loss is {value} at epoch {trainer.current_epoch}, step {trainer.global_step}; training stopped "
+            f"({kept}). Try a lower optimizer.lr or trainer.gradient_clip_val=1.0"
+        )

@@ -1,10 +1,24 @@
 """OmegaConf resolvers the configs use; imported before Hydra composes anything."""
 
 import os
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from mnist_exp import PROJECT_ROOT
+
+
+def claim_dir(path: str) -> str:
+    """`path`, or else `path-2`, `path-3`, ...: the first that does not exist yet, created here and now
+    (mkdir is atomic), so two runs started in the same second never share a dir."""
+    candidate, number = Path(path), 1
+    while True:
+        try:
+            candidate.mkdir(parents=True)
+            return str(candidate)
+        except FileExistsError:
+            number += 1
+            candidate = Path(f"{path}-{number}")
 
 
 def register_resolvers() -> None:
@@ -15,6 +29,8 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("suffix", lambda text="": f"_{text}"[:150] if text else "", replace=True)
     # ${pid:} -> this process's id: unique among processes running at once on one machine.
     OmegaConf.register_new_resolver("pid", lambda: str(os.getpid()), use_cache=True, replace=True)
+    # ${unique_dir:PATH} -> PATH or PATH-2, ..., claimed on first use (cached: the same dir for the whole run).
+    OmegaConf.register_new_resolver("unique_dir", claim_dir, use_cache=True, replace=True)
 
 
 register_resolvers()

@@ -1,4 +1,4 @@
-"""Test a checkpoint: `python -m mnist_exp.evaluate ckpt_path=PATH [data=fashion_mnist]`.
+"""Test a checkpoint: `python -m mnist_exp.evaluate ckpt_path=PATH|last [data=fashion_mnist]`.
 
 Writes evaluation.json (accuracy, loss, per-class precision/recall/F1, confusion matrix),
 confusion_matrix.png, mistakes.png and TensorBoard figures into its run dir, and prints them.
@@ -7,6 +7,7 @@ confusion_matrix.png, mistakes.png and TensorBoard figures into its run dir, and
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -16,6 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
 from mnist_exp import CONFIG_DIR
+from mnist_exp.checks import ConfigError, run_hydra_main
+from mnist_exp.resume import find_checkpoint, quote_ckpt_path
 from mnist_exp.train import write_json_atomically
 
 log = logging.getLogger(__name__)
@@ -37,7 +40,8 @@ def evaluate(cfg: DictConfig) -> dict:
     from mnist_exp.report import TestReport
 
     pl.seed_everything(cfg.seed)
-    module = load_classifier(cfg.ckpt_path, expected_model=requested_model_keys(cfg))
+    ckpt_path = find_checkpoint(str(cfg.ckpt_path), Path(cfg.paths.log_dir))  # `last`: the newest last.ckpt
+    module = load_classifier(ckpt_path, expected_model=requested_model_keys(cfg))
     run_dir = Path(cfg.paths.output_dir)
     datamodule = instantiate(cfg.data, transforms=BatchTransform(**module.hparams.normalization))
     report = TestReport(mistakes=cfg.mistakes)
@@ -45,7 +49,7 @@ def evaluate(cfg: DictConfig) -> dict:
     trainer = instantiate(cfg.trainer, callbacks=[report], logger=loggers or False, enable_checkpointing=False)
     tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     results = {
-        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "checkpoint": str(ckpt_path),
         "dataset": cfg.data.name,
         "test/acc": float(tested["test/acc"]),
         "test/loss": float(tested["test/loss"]),
@@ -64,10 +68,11 @@ def main(cfg: DictConfig) -> float:
 
     try:
         return evaluate(cfg)["test/acc"]
-    except (CheckpointError, DatasetUnavailableError) as error:
+    except (CheckpointError, DatasetUnavailableError, ConfigError) as error:
         log.error("%s", error)
         raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
-    main()
+    sys.argv[1:] = quote_ckpt_path(sys.argv[1:])
+    run_hydra_main(main)

@@ -18,6 +18,8 @@ from torch import nn
 
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
 from mnist_exp import CONFIG_DIR
+from mnist_exp.checks import run_hydra_main
+from mnist_exp.resume import quote_ckpt_path
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
@@ -70,4 +72,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.argv[1:] = quote_ckpt_path(sys.argv[1:])
+    run_hydra_main(main)

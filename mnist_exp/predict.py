@@ -21,6 +21,8 @@ from omegaconf import DictConfig, ListConfig
 
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
 from mnist_exp import CONFIG_DIR
+from mnist_exp.checks import run_hydra_main
+from mnist_exp.resume import quote_ckpt_path
 
 
 def expand_inputs(inputs) -> list[Path]:
@@ -119,5 +121,5 @@ def translate_flags(argv: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = translate_flags(sys.argv[1:])
-    main()
+    sys.argv[1:] = quote_ckpt_path(translate_flags(sys.argv[1:]))
+    run_hydra_main(main)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import statistics
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
 from mnist_exp import CONFIG_DIR
+from mnist_exp.checks import check_config
+from mnist_exp.resume import find_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -86,17 +89,41 @@ def record_failure(run_dir: Path, error: BaseException, wall_seconds: float) -> 
     return message
 
 
+def continued_history(logger_cfg: DictConfig, resume_from: Path | None) -> dict:
+    """For a resumed run's TensorBoard logger: hide the events that the interrupted run logged after
+    its checkpoint (SummaryWriter's purge_step), so every step shows once."""
+    if resume_from is None or not str(logger_cfg.get("_target_", "")).endswith("TensorBoardLogger"):
+        return {}
+    import torch
+
+    return {"purge_step": int(torch.load(resume_from, map_location="cpu", weights_only=False, mmap=True)["global_step"])}
+
+
+def refuse_ddp_subprocesses_in_a_sweep(trainer) -> None:
+    """Lightning starts DDP's extra processes by re-running this command line: inside a -m sweep each
+    would start a sweep of its own."""
+    from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher
+
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if multirun and isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher) and trainer.world_size > 1:
+        raise ValueError(
+            "trainer=ddp/ddp_cpu cannot start its processes inside a -m sweep; run each configuration on its own, "
+            "or sweep with hydra/launcher=slurm (one task per device)"
+        )
+
+
 def train(cfg: DictConfig, started: float | None = None) -> dict:
     """Fit, test the best checkpoint on the official test set, write metrics.json; return the metrics."""
     import pytorch_lightning as pl
     import torch
     from pytorch_lightning.loggers import TensorBoardLogger
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-    from mnist_exp.callbacks import TrainThroughput
+    from mnist_exp.callbacks import CheckpointOnInterrupt, TrainThroughput
 
     started = time.perf_counter() if started is None else started
-    if cfg.get("test_checkpoint", "best") not in ("best", "last"):  # checked before any work, not after the fit
-        raise ValueError(f"test_checkpoint must be best or last, got {cfg.test_checkpoint}")
+    check_config(cfg)  # before any work (sweep jobs get here with their own values)
+    resume_from = find_checkpoint(cfg.ckpt_path, Path(cfg.paths.log_dir)) if cfg.get("ckpt_path") else None
     pl.seed_everything(cfg.seed, workers=True)
     threads = cfg.get("torch_threads") or threads_per_parallel_job()
     if threads:
@@ -112,11 +139,16 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
         normalization={"mean": cfg.transforms.mean, "std": cfg.transforms.std},
     )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    loggers = [instantiate(c, **continued_history(c, resume_from)) for c in (cfg.get("logger") or {}).values() if c]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    refuse_ddp_subprocesses_in_a_sweep(trainer)
 
     fit_started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    except SIGTERMException:  # a clean stop on SIGTERM or Ctrl+C (CheckpointOnInterrupt said what it saved)
+        interrupt = next((c for c in callbacks if isinstance(c, CheckpointOnInterrupt)), None)
+        raise SystemExit(128 + (signal.SIGINT if interrupt and interrupt.signal_name == "SIGINT" else signal.SIGTERM)) from None
     fit_seconds = time.perf_counter() - fit_started
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     tested_ckpt = best if cfg.get("test_checkpoint", "best") == "best" else ""  # "": the weights as trained
@@ -131,10 +163,14 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
         "checkpoint": best,
         "tested": tested_ckpt or "last",
     }
+    if resume_from:
+        metrics["resumed_from"] = str(resume_from)
     rates = next((c.epoch_rates for c in callbacks if isinstance(c, TrainThroughput)), [])
     if rates:
         metrics["train_images_per_second"] = round(statistics.median(rates), 1)
     metrics["wall_seconds"] = round(time.perf_counter() - started, 2)
+    if not trainer.is_global_zero:  # under DDP, rank 0 alone writes the results
+        return metrics
     write_json_atomically(run_dir / "metrics.json", metrics)
     params = flatten(OmegaConf.to_container(cfg, resolve=True))
     hparam_metrics = {k: metrics[k] for k in ("test/acc", "test/loss", "val/acc_best")}
@@ -149,6 +185,7 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float:
     """Returns the best validation accuracy: what sweeps (Optuna) maximize."""
+    from mnist_exp.callbacks import NonFiniteLossError
     from mnist_exp.data import DatasetUnavailableError
 
     started = time.perf_counter()
@@ -161,7 +198,7 @@ def main(cfg: DictConfig) -> float:
             message = record_failure(Path(cfg.paths.output_dir), error.__cause__ or error, time.perf_counter() - started)
             log.error("job failed: %s", message)
             return float("nan")
-        if isinstance(error, (DatasetUnavailableError, InstantiationException, ValueError)):
+        if isinstance(error, (DatasetUnavailableError, InstantiationException, ValueError, NonFiniteLossError)):
             log.error("%s", error.__cause__ or error)  # InstantiationException wraps the real error
             raise SystemExit(1) from None
         raise

@@ -62,7 +62,7 @@ def write_synthetic(root: Path, train: int = 600, test: int = 200) -> SyntheticD
         f"  {role}: {{file: {name}, sha256: {checksums[name]}}}" for role, name in FILES.items()
     )
     (config_dir / "data" / "synthetic.yaml").write_text(
-        "defaults:\n  - mnist\n  - _self_\nname: synthetic\nval_size: 100\neval_batch_size: 100\n"
+        f"defaults:\n  - mnist\n  - _self_\nname: synthetic\ntrain_size: {train}\nval_size: 100\neval_batch_size: 100\n"
         f"files:\n{files_yaml}\nsources: []\n"
     )
     return SyntheticData(root / "data", folder, checksums, config_dir)

@@ -50,6 +50,28 @@ class TensorBatches(Dataset):
         return self.images.nbytes + self.labels.nbytes
 
 
+class ResumableLoader(DataLoader):
+    """A DataLoader over a ShardedBatchSampler that knows its place in the epoch: a run resumed from a
+    mid-epoch checkpoint carries on with the next batch of the same shuffled order, not the epoch's start.
+    (Lightning's own saving of loader state is skipped when the loader was built before the checkpoint
+    was restored, as `trainer.estimated_stepping_batches` does; the data module carries it instead.)"""
+
+    batches_done = 0
+
+    def __iter__(self):
+        skip = self.sampler.skip
+        self.batches_done = skip[1] if skip is not None and skip[0] == self.sampler.epoch else 0
+        for batch in super().__iter__():
+            self.batches_done += 1  # Lightning does not prefetch from a loader with a length
+            yield batch
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.sampler.epoch, "batches_done": self.batches_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.resume(state["epoch"], state["batches_done"])
+
+
 def load_split(folder: Path, images_file: str, labels_file: str) -> TensorBatches:
     images = torch.from_numpy(read_idx(folder / images_file).copy())
     labels = torch.from_numpy(read_idx(folder / labels_file).astype("int64"))
@@ -70,6 +92,7 @@ class DigitsDataModule(pl.LightningDataModule):
         data_dir: str,
         transforms: BatchTransform,
         num_classes: int = 10,
+        train_size: int | None = None,
         val_size: int = 5000,
         split_seed: int = 0,
         batch_size: int = 64,
@@ -87,11 +110,13 @@ class DigitsDataModule(pl.LightningDataModule):
                 raise ValueError(f"data.{key} must be >= 1, got {value}")
         self.name, self.files, self.sources, self.data_dir = name, files, list(sources), Path(data_dir)
         self.transforms, self.num_classes = transforms, num_classes
-        self.val_size, self.split_seed = val_size, split_seed
+        self.train_size, self.val_size, self.split_seed = train_size, val_size, split_seed
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.seed, self.on_device, self.num_workers = seed, on_device, num_workers
         self.train_set = self.val_set = self.test_set = None
         self._verified_folder: Path | None = None
+        self._train_loader: ResumableLoader | None = None
+        self._resume_position: dict | None = None  # from a checkpoint, until the train loader uses it
 
     def _folder(self) -> Path:
         """The dataset's folder, fetched and verified once per process (Lightning calls prepare_data and
@@ -108,6 +133,10 @@ class DigitsDataModule(pl.LightningDataModule):
         folder = self._folder()
         if stage in (None, "fit", "validate") and self.train_set is None:
             full = load_split(folder, self.files["train_images"]["file"], self.files["train_labels"]["file"])
+            if self.train_size is not None and len(full) != self.train_size:
+                raise ValueError(
+                    f"data.train_size is {self.train_size} but {self.files['train_images']['file']} holds {len(full)} images"
+                )
             if self.val_size >= len(full):
                 raise ValueError(f"data.val_size={self.val_size} must be smaller than the {len(full)} training images")
             order = torch.randperm(len(full), generator=torch.Generator().manual_seed(self.split_seed))
@@ -134,16 +163,29 @@ class DigitsDataModule(pl.LightningDataModule):
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         batches = ShardedBatchSampler(len(dataset), batch_size, shuffle, self.seed, rank, world_size)
         on_gpu = dataset.images.device.type != "cpu"
-        return DataLoader(
+        return (ResumableLoader if shuffle else DataLoader)(
             dataset,
             sampler=batches,
             batch_size=None,  # the sampler yields whole batches of indices
             num_workers=0 if on_gpu else self.num_workers,
             persistent_workers=self.num_workers > 0 and not on_gpu,
+            generator=torch.Generator(),  # its seed draw leaves the global random stream to the model
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, shuffle=True)
+        self._train_loader = self._loader(self.train_set, self.batch_size, shuffle=True)
+        if self._resume_position is not None:
+            self._train_loader.load_state_dict(self._resume_position)
+        return self._train_loader
+
+    def state_dict(self) -> dict:
+        """Saved in checkpoints: where training is in the current epoch."""
+        return {"train_position": self._train_loader.state_dict()} if self._train_loader is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume_position = state.get("train_position")
+        if self._resume_position is not None and self._train_loader is not None:
+            self._train_loader.load_state_dict(self._resume_position)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.eval_batch_size, shuffle=False)

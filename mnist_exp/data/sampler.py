@@ -33,6 +33,11 @@ class ShardedBatchSampler(Sampler[torch.Tensor]):
         self.rank, self.world_size = rank, world_size
         self.pad = shuffle if pad is None else pad
         self.epoch = 0
+        self.skip: tuple[int, int] | None = None  # (epoch, batches): where a resumed run continues
+
+    def resume(self, epoch: int, batches: int) -> None:
+        """Make the next pass over `epoch` start after its first `batches` batches."""
+        self.skip = (epoch, batches)
 
     def set_epoch(self, epoch: int) -> None:
         """Lightning calls this at the start of every epoch."""
@@ -49,7 +54,9 @@ class ShardedBatchSampler(Sampler[torch.Tensor]):
         return order[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        yield from self.shard().split(self.batch_size)
+        start = self.skip[1] if self.skip is not None and self.skip[0] == self.epoch else 0
+        self.skip = None
+        yield from self.shard().split(self.batch_size)[start:]
 
     def __len__(self) -> int:
         per_rank = math.ceil(self.size / self.world_size) if self.pad else len(range(self.rank, self.size, self.world_size))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import random
+import warnings
 from functools import partial
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
@@ -14,6 +17,32 @@ from torchmetrics.classification import MulticlassAccuracy
 from mnist_exp.data.transforms import BatchTransform
 
 STAGES = ("train", "val", "test")
+
+# Under DDP, Lightning asks for sync_dist=True on epoch-level values; ours come from torchmetrics'
+# compute(), which has already reduced them across processes.
+warnings.filterwarnings("ignore", ".*when logging on epoch level in distributed setting.*")
+
+
+def collect_rng_states() -> dict:
+    """The random streams, as tensors and tuples that `torch.load(weights_only=True)` accepts."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 class DigitClassifier(pl.LightningModule):
@@ -59,6 +88,10 @@ class DigitClassifier(pl.LightningModule):
             setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes, average="micro", validate_args=False))
             setattr(self, f"{stage}_loss", MeanMetric())
         self.val_acc_best = MaxMetric()
+        # Metric states go into checkpoints, so a resumed run continues a half-done epoch's
+        # accuracy and the best validation accuracy so far instead of starting them afresh.
+        for metric in (self.train_acc, self.train_loss, self.val_acc_best):
+            metric.persistent(True)
 
     def setup(self, stage: str) -> None:
         if self.compile_net and stage == "fit":
@@ -118,9 +151,6 @@ class DigitClassifier(pl.LightningModule):
     def test_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self.shared_step(batch, "test")[1].detach()  # logits, for the test report callback
 
-    def on_train_start(self) -> None:
-        self.val_acc_best.reset()
-
     def on_train_epoch_end(self) -> None:
         self.log_epoch("train")
 
@@ -129,6 +159,14 @@ class DigitClassifier(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.log_epoch("test")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng_states"] = collect_rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Resuming a fit: continue the random streams (dropout, augmentation) where they were.
+        if self._trainer is not None and self.trainer.state.fn == "fit" and "rng_states" in checkpoint:
+            set_rng_states(checkpoint["rng_states"])
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())

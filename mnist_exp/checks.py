@@ -1,0 +1,196 @@
+"""Check a composed training config before any data is fetched or any file is written.
+
+`check_config` raises `ConfigError` with one line naming the key, the allowed values and the
+value given. `ConfigCheck`, a Hydra callback (conf/hydra/default.yaml), runs it before Hydra
+creates the run dir; `train()` runs it again for each sweep job. `cli()` turns Hydra's own
+composition errors (misspelled keys, unknown group options) into one line as well.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any, Callable
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+PRECISIONS = (
+    "64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "transformer-engine",
+    "64", "32", "16", "bf16", 64, 32, 16,
+)
+
+
+ABSENT = object()
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message is one line naming the key."""
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def at_least(minimum: int) -> Callable[[Any], bool]:
+    return lambda v: is_int(v) and v >= minimum
+
+
+def is_fraction_or_count(value: Any) -> bool:
+    """Lightning's limit_*_batches: a fraction in (0, 1] or a whole number of batches >= 1."""
+    return (is_int(value) and value >= 1) or (is_number(value) and 0.0 < value <= 1.0)
+
+
+def is_devices(value: Any) -> bool:
+    if value == "auto" or (is_int(value) and (value >= 1 or value == -1)):
+        return True
+    if isinstance(value, str):
+        return all(part.strip().isdigit() for part in value.split(",") if part.strip()) and value.strip(", ") != ""
+    return OmegaConf.is_list(value) and len(value) > 0 and all(is_int(v) and v >= 0 for v in value)
+
+
+# key -> (test, what is allowed). Keys missing from the config (e.g. a model without dropout) are skipped.
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": (is_int, "an integer"),
+    "test_checkpoint": (lambda v: v in ("best", "last"), "best or last"),
+    "torch_threads": (lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1"),
+    "model.channels": (at_least(1), "an integer >= 1"),
+    "model.hidden": (at_least(1), "an integer >= 1"),
+    "model.convs_per_block": (at_least(1), "an integer >= 1"),
+    "model.kernel_size": (lambda v: is_int(v) and v >= 1 and v % 2 == 1, "an odd integer >= 1"),
+    "model.dropout": (lambda v: is_number(v) and 0.0 <= v < 1.0, "a number in [0, 1)"),
+    "model.batch_norm": (lambda v: isinstance(v, bool), "true or false"),
+    "data.batch_size": (at_least(1), "an integer >= 1"),
+    "data.eval_batch_size": (at_least(1), "an integer >= 1"),
+    "data.val_size": (at_least(1), "an integer >= 1"),
+    "data.num_workers": (at_least(0), "an integer >= 0"),
+    "optimizer.lr": (lambda v: is_number(v) and v > 0, "a number > 0"),
+    "optimizer.weight_decay": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    "optimizer.momentum": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    "transforms.std": (lambda v: is_number(v) and v > 0, "a number > 0"),
+    "module.label_smoothing": (lambda v: is_number(v) and 0.0 <= v < 1.0, "a number in [0, 1)"),
+    "module.tta_shifts": (at_least(0), "an integer >= 0"),
+    "trainer.max_epochs": (at_least(1), "an integer >= 1"),
+    "trainer.accelerator": (lambda v: v in ACCELERATORS, f"one of {', '.join(ACCELERATORS)}"),
+    "trainer.devices": (is_devices, "auto, an integer >= 1 (or -1 for all), or a list of device indices"),
+    "trainer.num_nodes": (at_least(1), "an integer >= 1"),
+    "trainer.precision": (lambda v: v in PRECISIONS, "one of 32-true, 16-mixed, bf16-mixed, 64-true, 16-true, bf16-true"),
+    "trainer.limit_train_batches": (is_fraction_or_count, "a fraction in (0, 1] or a number of batches >= 1"),
+    "trainer.limit_val_batches": (is_fraction_or_count, "a fraction in (0, 1] or a number of batches >= 1"),
+    "trainer.log_every_n_steps": (at_least(1), "an integer >= 1"),
+    "trainer.accumulate_grad_batches": (at_least(1), "an integer >= 1"),
+    "trainer.gradient_clip_val": (lambda v: v is None or (is_number(v) and v > 0), "null or a number > 0"),
+}
+
+
+def shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first value that cannot work."""
+    for key, (test, allowed) in RULES.items():
+        try:
+            value = OmegaConf.select(cfg, key, default=ABSENT)
+        except Exception as error:  # an interpolation that does not resolve
+            raise ConfigError(f"{key}: cannot resolve its value ({str(error).splitlines()[0]})") from None
+        if value is not ABSENT and not test(value):
+            raise ConfigError(f"{key} must be {allowed}, got {shown(value)}")
+    train_size = OmegaConf.select(cfg, "data.train_size")
+    val_size = OmegaConf.select(cfg, "data.val_size")
+    if is_int(train_size) and is_int(val_size) and val_size >= train_size:
+        raise ConfigError(f"data.val_size must be smaller than the {train_size} training images (data.train_size), got {val_size}")
+    check_ckpt_path(OmegaConf.select(cfg, "ckpt_path"))
+
+
+def check_ckpt_path(ckpt_path: Any) -> None:
+    if ckpt_path is None:
+        return
+    if not isinstance(ckpt_path, str) or not ckpt_path:
+        raise ConfigError(f"ckpt_path must be null, last, or a checkpoint file, got {shown(ckpt_path)}")
+    if ckpt_path != "last" and not Path(ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path: no such checkpoint file: {ckpt_path}")
+
+
+class ConfigCheck(Callback):
+    """Hydra callback: check the config before Hydra creates the run dir (single runs) or the sweep
+    dir (multiruns: the sweep's base config; each job's own values are checked again in train())."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config)
+
+    @staticmethod
+    def _check(config: DictConfig) -> None:
+        try:
+            check_config(config)
+        except ConfigError as error:
+            print(f"Error: {error}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+
+def one_line(error: Exception, overrides: list[str]) -> str:
+    """Hydra's composition errors, multi-line, as one line with the options or a close key."""
+    from hydra.errors import MissingConfigException
+
+    text = str(error).strip()
+    if isinstance(error, MissingConfigException) and "Available options in" in text:
+        missing = text.split("Could not find '", 1)[1].split("'", 1)[0]  # e.g. optimizer/adamm
+        group, _, option = missing.rpartition("/")
+        options_block = text.split("Available options in", 1)[1].split("Config search path", 1)[0]
+        options = [line.strip() for line in options_block.splitlines()[1:] if line.strip()]
+        return f"{group}={option}: no such {group} option; available: {', '.join(options)}"
+    first = text.splitlines()[0] if text else error.__class__.__name__
+    if "Could not override '" in first:
+        key = first.split("'", 2)[1]
+        hint = close_key(key, [o for o in overrides if not o.startswith(f"{key}=")])
+        return f"{key}: no such config key" + (f" (did you mean {hint}?)" if hint else "") + f"; to add a new key use +{key}=..."
+    cause = str(error.__cause__).strip().splitlines()[0] if error.__cause__ and str(error.__cause__).strip() else ""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip()) + (f": {cause}" if cause else "")
+
+
+def close_key(key: str, other_overrides: list[str]) -> str | None:
+    """The config key most like `key`, from the config composed with the other overrides."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from mnist_exp import CONFIG_DIR
+
+    parent, _, leaf = key.rpartition(".")
+    try:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=[o for o in other_overrides if "=" in o and not o.startswith("hydra")])
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        candidates = list(node.keys()) if OmegaConf.is_dict(node) else []
+    except Exception:
+        return None
+    match = difflib.get_close_matches(leaf, [str(c) for c in candidates], n=1)
+    return f"{parent}.{match[0]}" if match and parent else (match[0] if match else None)
+
+
+def run_hydra_main(main: Callable[[], Any]) -> None:
+    """Run a @hydra.main function; its composition errors end in one line on stderr and exit status 1.
+
+    Hydra prints those errors over several lines unless HYDRA_FULL_ERROR=1, which makes it raise them
+    instead: set here so they can be caught (other errors then show their full traceback).
+    """
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except (ConfigCompositionException, MissingConfigException, OverrideParseException) as error:
+        overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+        print(f"Error: {one_line(error, overrides)}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -1,0 +1,87 @@
+"""Resume a run: `python -m mnist_exp ckpt_path=last` or `ckpt_path=PATH`.
+
+A resumed run carries on in the dir of the run that wrote the checkpoint, with that run's
+command-line overrides (from its .hydra/overrides.yaml) applied before the new ones, so it trains
+the same model on the same data and appends to the same TensorBoard history. The resumed run's
+own Hydra config goes to .hydra/resumed-DATE_TIME/, leaving the original's untouched.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from mnist_exp import PROJECT_ROOT
+from mnist_exp.checks import ConfigError
+
+
+def find_checkpoint(value: str, log_dir: Path) -> Path:
+    """`last`: the newest checkpoints/last.ckpt under log_dir (runs and sweep jobs); else a file path."""
+    if value == "last":
+        candidates = [p for p in Path(log_dir).glob("**/checkpoints/last.ckpt") if p.is_file()]
+        if not candidates:
+            raise ConfigError(f"ckpt_path=last: no checkpoints/last.ckpt under {log_dir}")
+        return max(candidates, key=lambda p: p.stat().st_mtime).resolve()
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path: no such checkpoint file: {value}")
+    return path.resolve()
+
+
+def run_dir_of(checkpoint: Path) -> Path | None:
+    """RUN for RUN/checkpoints/NAME.ckpt, when RUN holds a Hydra run's .hydra/overrides.yaml."""
+    run_dir = checkpoint.parent.parent
+    return run_dir if (run_dir / ".hydra" / "overrides.yaml").is_file() else None
+
+
+def quoted(value: str) -> str:
+    """A Hydra override value in double quotes (run dir names contain '=' and ',')."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def quote_ckpt_path(args: list[str]) -> list[str]:
+    """`ckpt_path=PATH` with PATH quoted: paths of run dirs hold '=' and ',' that Hydra would parse."""
+    def quote(arg: str) -> str:
+        key, _, value = arg.partition("=")
+        return f"{key}={quoted(value)}" if key == "ckpt_path" and value and value[0] not in "'\"" else arg
+
+    return [quote(arg) for arg in args]
+
+
+def log_dir_from(args: list[str]) -> Path:
+    values = dict(arg.split("=", 1) for arg in args if "=" in arg and not arg.startswith("-"))
+    if "paths.log_dir" in values:
+        return Path(values["paths.log_dir"])
+    return Path(values.get("paths.root_dir", PROJECT_ROOT)) / "outputs"
+
+
+def resume_arguments(args: list[str]) -> list[str]:
+    """The command-line arguments of a resumed run (unchanged when there is no ckpt_path=...)."""
+    given = [arg for arg in args if arg.split("=", 1)[0] == "ckpt_path"]
+    if not given or given[-1] in ("ckpt_path=null", "ckpt_path="):
+        return args
+    if {"-m", "--multirun"} & set(args):
+        raise ConfigError("ckpt_path resumes one run; it cannot be combined with -m/--multirun")
+    checkpoint = find_checkpoint(given[-1].split("=", 1)[1], log_dir_from(args))
+    new = [arg for arg in args if arg.split("=", 1)[0] != "ckpt_path"] + [f"ckpt_path={quoted(str(checkpoint))}"]
+    run_dir = run_dir_of(checkpoint)
+    if run_dir is None:  # a checkpoint from elsewhere: resume with this command's config in a new run dir
+        return new
+    original = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    original = [o for o in original if o.split("=", 1)[0] != "ckpt_path"]
+    if any(arg.startswith("hydra.run.dir=") for arg in args):
+        return [*original, *new]
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    return [*original, *new, f"hydra.run.dir={quoted(str(run_dir))}", f"hydra.output_subdir=.hydra/resumed-{stamp}"]
+
+
+def rewrite_argv() -> None:
+    """Apply resume_arguments to sys.argv; a bad ckpt_path ends in one line and exit status 1."""
+    try:
+        sys.argv[1:] = resume_arguments(sys.argv[1:])
+    except ConfigError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None

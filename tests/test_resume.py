@@ -1,0 +1,183 @@
+"""Resume, interruption and reproducibility: a stopped and resumed run ends exactly where an
+uninterrupted one does, and TensorBoard shows each step once."""
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from mnist_exp.config import claim_dir
+from mnist_exp.resume import find_checkpoint, resume_arguments
+from tests.conftest import SyntheticData, run_cli, write_synthetic
+from tests.test_cli import load_events
+
+pytestmark = pytest.mark.slow
+
+# 900 training images in batches of 32: 29 steps per epoch. Augmentation and dropout draw random
+# numbers every step, so a resume that lost the random state would not match.
+RUN = ["trainer.max_epochs=3", "data.batch_size=32", "trainer=cpu", "trainer.log_every_n_steps=5",
+       "trainer.deterministic=true", "transforms=augment", "model.dropout=0.3", "test_checkpoint=last",
+       "callbacks.test_report.mistakes=4"]
+STEPS_PER_EPOCH = 29
+
+
+@dataclass
+class Reference:
+    data: SyntheticData
+    run_dir: Path
+    root: Path
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Reference:
+    """An uninterrupted run."""
+    root = tmp_path_factory.mktemp("resume")
+    data = write_synthetic(root, train=1000)
+    run_dir = root / "reference"
+    result = run_cli([*data.overrides(), *RUN, f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return Reference(data, run_dir, root)
+
+
+def scalar_steps(run_dir: Path) -> dict:
+    """tag -> steps, as TensorBoard shows them (all event files of the dir, orphaned steps purged)."""
+    events = load_events(run_dir)
+    return {tag: [event.step for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def assert_same_run(run_dir: Path, reference: Path) -> None:
+    ours, theirs = (json.loads((d / "metrics.json").read_text()) for d in (run_dir, reference))
+    for key in ("test/acc", "test/loss", "val/acc_best", "epochs"):
+        assert ours[key] == theirs[key], key
+    ours, theirs = (torch.load(d / "checkpoints" / "last.ckpt", weights_only=False) for d in (run_dir, reference))
+    assert ours["global_step"] == theirs["global_step"] == 3 * STEPS_PER_EPOCH
+    for name, tensor in theirs["state_dict"].items():
+        assert torch.equal(ours["state_dict"][name], tensor), name
+    steps, reference_steps = scalar_steps(run_dir), scalar_steps(reference)
+    assert steps.keys() == reference_steps.keys()
+    for tag, values in reference_steps.items():
+        assert steps[tag] == values, tag  # none duplicated, none missing
+    assert len(steps["val/acc"]) == 3 and len(steps["train/loss_step"]) == 3 * STEPS_PER_EPOCH // 5
+
+
+def interrupt(reference: Reference, log_dir: Path, signal_name: str, step: int):
+    """A run like the reference that gets `signal_name` after optimizer step `step`; its run dir."""
+    stop = [f"+callbacks.stop._target_=tests.callbacks.SignalAtStep", f"+callbacks.stop.step={step}",
+            f"+callbacks.stop.signal_name={signal_name}"]
+    result = run_cli([*reference.data.overrides(), *RUN, *stop, f"paths.log_dir={log_dir}"])
+    assert result.returncode == {"SIGTERM": 143, "SIGINT": 130}[signal_name], result.stderr[-3000:]
+    assert not list(log_dir.glob("*/*/metrics.json"))
+    (run_dir,) = [p.parent.parent for p in log_dir.glob("*/*/checkpoints/last.ckpt")]
+    return run_dir, result.stdout + result.stderr
+
+
+def resume(reference: Reference, log_dir: Path, ckpt_path: str) -> str:
+    # The stop callback was one of the run's overrides; the resumed run leaves it out.
+    result = run_cli([f"hydra.searchpath=[file://{reference.data.config_dir}]", f"paths.log_dir={log_dir}",
+                      f"ckpt_path={ckpt_path}", "~callbacks.stop"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def test_sigterm_mid_epoch_then_ckpt_path_last_matches_the_uninterrupted_run(reference, tmp_path):
+    log_dir = tmp_path / "outputs"
+    run_dir, output = interrupt(reference, log_dir, "SIGTERM", step=40)
+    assert f"Stopped by SIGTERM: saved {run_dir}/checkpoints/last.ckpt (epoch 1, batch 11 of 29)" in output
+    assert "Resume with: python -m mnist_exp ckpt_path=last" in output
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert saved["global_step"] == 40 and saved["epoch"] == 1
+
+    resume(reference, log_dir, "last")
+    assert [p.parent.parent for p in log_dir.glob("*/*/checkpoints/last.ckpt")] == [run_dir]  # the same run dir
+    assert json.loads((run_dir / "metrics.json").read_text())["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
+    (resumed_config,) = (run_dir / ".hydra").glob("resumed-*/overrides.yaml")
+    assert "model.dropout=0.3" in yaml.safe_load(resumed_config.read_text())  # the run's own overrides
+    assert "ckpt_path: null" in (run_dir / ".hydra" / "config.yaml").read_text()  # the original config, kept
+    assert_same_run(run_dir, reference.run_dir)
+
+
+def test_ctrl_c_mid_epoch_then_ckpt_path_file_matches_the_uninterrupted_run(reference, tmp_path):
+    log_dir = tmp_path / "outputs"
+    run_dir, output = interrupt(reference, log_dir, "SIGINT", step=20)
+    assert "Ctrl+C: stopping after this batch and saving a checkpoint" in output
+    assert "Stopped by SIGINT: saved" in output and "(epoch 0, batch 20 of 29)" in output
+    resume(reference, log_dir, str(run_dir / "checkpoints" / "last.ckpt"))
+    assert_same_run(run_dir, reference.run_dir)
+
+
+def test_a_stop_at_an_epoch_end_keeps_that_epochs_checkpoint(reference, tmp_path):
+    # After the last batch of epoch 1, validation and the end-of-epoch checkpoint come before the stop.
+    log_dir = tmp_path / "outputs"
+    run_dir, output = interrupt(reference, log_dir, "SIGTERM", step=2 * STEPS_PER_EPOCH)
+    assert f"Stopped by SIGTERM: kept {run_dir}/checkpoints/last.ckpt, saved at the end of the last finished epoch" in output
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2 * STEPS_PER_EPOCH
+
+    # Resuming from an older checkpoint of the same run (epoch 0's best) repeats steps 29-57, which the
+    # first run had already logged: TensorBoard shows the resumed run's, each step once.
+    (best,) = (run_dir / "checkpoints").glob("epoch00-*.ckpt")
+    resume(reference, log_dir, str(best))
+    assert_same_run(run_dir, reference.run_dir)
+
+
+def test_same_seed_with_deterministic_gives_identical_runs(reference, tmp_path):
+    run_dir = tmp_path / "again"
+    result = run_cli([*reference.data.overrides(), *RUN, f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_run(run_dir, reference.run_dir)
+
+
+def test_ckpt_path_last_is_the_newest_last_ckpt_anywhere_under_outputs(tmp_path):
+    older = tmp_path / "2026-11-26" / "10-00-00" / "checkpoints" / "last.ckpt"
+    newer = tmp_path / "multirun" / "2026-11-27" / "09-00-00_1" / "3_model.channels=8" / "checkpoints" / "last.ckpt"
+    for path, age in ((older, 100), (newer, 10)):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"x")
+        os.utime(path, (time.time() - age, time.time() - age))
+    assert find_checkpoint("last", tmp_path) == newer.resolve()
+    assert find_checkpoint(str(older), tmp_path) == older.resolve()
+
+
+def test_resume_arguments_put_the_runs_own_overrides_first_and_continue_in_its_dir(tmp_path):
+    run_dir = tmp_path / "2026-11-27" / "10-31-07_model.channels=32,trainer.max_epochs=9"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text("- model.channels=32\n- trainer.max_epochs=9\n")
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    args = resume_arguments([f"paths.log_dir={tmp_path}", "ckpt_path=last", "trainer.max_epochs=12"])
+    assert args[:2] == ["model.channels=32", "trainer.max_epochs=9"]
+    assert args[2:5] == [f"paths.log_dir={tmp_path}", "trainer.max_epochs=12", f'ckpt_path="{run_dir}/checkpoints/last.ckpt"']
+    assert args[5] == f'hydra.run.dir="{run_dir}"' and args[6].startswith("hydra.output_subdir=.hydra/resumed-")
+    assert resume_arguments(["model.channels=8"]) == ["model.channels=8"]  # no ckpt_path: unchanged
+
+
+def test_two_runs_claiming_the_same_dir_name_get_different_dirs(tmp_path):
+    base = str(tmp_path / "10-31-07_model.channels=32")
+    assert [claim_dir(base), claim_dir(base), claim_dir(base)] == [base, f"{base}-2", f"{base}-3"]
+
+
+def test_two_runs_started_in_the_same_second_never_share_a_dir(synthetic, tmp_path):
+    """Both runs ask for the same run dir name, as the default (date, time, overrides) does for runs
+    started in the same second; the second to claim it gets a -2 suffix."""
+    import subprocess
+    import sys
+
+    from mnist_exp import PROJECT_ROOT
+
+    log_dir = tmp_path / "outputs"
+    args = [*synthetic.overrides(), "trainer.max_epochs=1", "data.batch_size=64", "trainer=cpu", f"paths.log_dir={log_dir}",
+            f"hydra.run.dir='${{unique_dir:{log_dir}/2026-11-27/10-31-07}}'"]  # one name for both
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    runs = [subprocess.Popen([sys.executable, "-m", "mnist_exp", *args], cwd=PROJECT_ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for run in runs:
+        _, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, stderr[-3000:]
+    day = log_dir / "2026-11-27"
+    assert sorted(p.name for p in day.iterdir()) == ["10-31-07", "10-31-07-2"]
+    for run_dir in day.iterdir():
+        assert (run_dir / "metrics.json").exists() and (run_dir / ".hydra" / "config.yaml").exists()

@@ -1,0 +1,65 @@
+"""Bad configs are refused in one line naming the key, before any data is fetched or file written."""
+
+import pytest
+
+from mnist_exp.checks import ConfigError, check_config
+from tests.conftest import run_cli
+from tests.helpers import compose
+
+# (overrides, what the one-line error must say)
+BAD = [
+    (["model.channels=0"], "model.channels must be an integer >= 1, got 0"),
+    (["model.hidden=-5"], "model.hidden must be an integer >= 1, got -5"),
+    (["data.batch_size=0"], "data.batch_size must be an integer >= 1, got 0"),
+    (["trainer.max_epochs=0"], "trainer.max_epochs must be an integer >= 1, got 0"),
+    (["optimizer.lr=0"], "optimizer.lr must be a number > 0, got 0"),
+    (["optimizer.lr=-0.1"], "optimizer.lr must be a number > 0, got -0.1"),
+    (["model.dropout=1.0"], "model.dropout must be a number in [0, 1), got 1.0"),
+    (["model.dropout=-0.2"], "model.dropout must be a number in [0, 1), got -0.2"),
+    (["data.val_size=60000"], "data.val_size must be smaller than the 60000 training images (data.train_size), got 60000"),
+    (["trainer.accelerator=tpuu"], "trainer.accelerator must be one of auto, cpu, gpu, cuda, mps, tpu, got 'tpuu'"),
+    (["model.channels=abc"], "model.channels must be an integer >= 1, got 'abc'"),
+    (["data.batch_size=2.5"], "data.batch_size must be an integer >= 1, got 2.5"),
+    (["model.batch_norm=yes"], "model.batch_norm must be true or false, got 'yes'"),
+    (["trainer.precision=8-bit"], "trainer.precision must be one of 32-true"),
+    (["test_checkpoint=first"], "test_checkpoint must be best or last, got 'first'"),
+    (["model.chanels=32"], "model.chanels: no such config key (did you mean model.channels?)"),
+    (["trainer.max_epoch=3"], "trainer.max_epoch: no such config key (did you mean trainer.max_epochs?)"),
+    (["optimizer=adamm"], "optimizer=adamm: no such optimizer option; available: adam, adamw, sgd"),
+    (["trainer=gpus"], "trainer=gpus: no such trainer option; available: cpu, ddp, ddp_cpu, default, gpu"),
+    (["ckpt_path=/no/such/file.ckpt"], "ckpt_path: no such checkpoint file: /no/such/file.ckpt"),
+    (["ckpt_path=last"], "ckpt_path=last: no checkpoints/last.ckpt under"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", BAD, ids=[" ".join(o) for o, _ in BAD])
+def test_bad_value_is_refused_in_one_line_before_anything_is_written(overrides, message, tmp_path):
+    log_dir, data_dir = tmp_path / "outputs", tmp_path / "data"
+    result = run_cli([*overrides, f"paths.log_dir={log_dir}", f"paths.data_dir={data_dir}"], timeout=120)
+    assert result.returncode == 1
+    error_lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(error_lines) == 1, result.stderr
+    assert error_lines[0].startswith("Error: ") and message in error_lines[0], error_lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not log_dir.exists() and not data_dir.exists()  # no run dir, no data fetched
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_with_a_bad_base_value_starts_no_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", "optimizer.lr=-1", "model.channels=8,16", f"hydra.sweep.dir={sweep}"], timeout=120)
+    assert result.returncode == 1 and "Error: optimizer.lr must be a number > 0, got -1" in result.stderr
+    assert not sweep.exists()
+
+
+def test_the_default_config_and_every_preset_pass(tmp_path):
+    for experiment in (None, "tutorial", "fast", "best"):
+        check_config(compose([f"experiment={experiment}"] if experiment else [], run_dir=str(tmp_path)))
+
+
+def test_interpolated_values_are_checked_after_resolution(tmp_path):
+    cfg = compose(["optimizer.lr=0.01"], run_dir=str(tmp_path))
+    cfg.model.hidden = "${model.channels}"
+    cfg.model.channels = -3
+    with pytest.raises(ConfigError, match="model.channels must be an integer >= 1, got -3"):
+        check_config(cfg)
