@@ -58,24 +58,46 @@ def log_dir_from(args: list[str]) -> Path:
     return Path(values.get("paths.root_dir", PROJECT_ROOT)) / "outputs"
 
 
+# Hydra's command-line flags that take the next argument as their value.
+FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                    "--config-dir", "-cd", "--experimental-rerun", "--info", "-i"}
+
+
+def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
+    """(flags with their values, overrides): argparse wants the overrides in one run."""
+    flags, overrides, expect_value = [], [], False
+    for arg in args:
+        if expect_value and not arg.startswith("-") and "=" not in arg:
+            flags.append(arg)
+            expect_value = False
+        elif arg.startswith("-"):
+            flags.append(arg)
+            expect_value = arg in FLAGS_WITH_VALUE
+        else:
+            overrides.append(arg)
+            expect_value = False
+    return flags, overrides
+
+
 def resume_arguments(args: list[str]) -> list[str]:
     """The command-line arguments of a resumed run (unchanged when there is no ckpt_path=...)."""
-    given = [arg for arg in args if arg.split("=", 1)[0] == "ckpt_path"]
+    flags, overrides = split_flags(args)
+    given = [arg for arg in overrides if arg.split("=", 1)[0] == "ckpt_path"]
     if not given or given[-1] in ("ckpt_path=null", "ckpt_path="):
         return args
-    if {"-m", "--multirun"} & set(args):
+    if {"-m", "--multirun"} & set(flags):
         raise ConfigError("ckpt_path resumes one run; it cannot be combined with -m/--multirun")
-    checkpoint = find_checkpoint(given[-1].split("=", 1)[1], log_dir_from(args))
-    new = [arg for arg in args if arg.split("=", 1)[0] != "ckpt_path"] + [f"ckpt_path={quoted(str(checkpoint))}"]
+    checkpoint = find_checkpoint(given[-1].split("=", 1)[1], log_dir_from(overrides))
+    new = [arg for arg in overrides if arg.split("=", 1)[0] != "ckpt_path"] + [f"ckpt_path={quoted(str(checkpoint))}"]
     run_dir = run_dir_of(checkpoint)
     if run_dir is None:  # a checkpoint from elsewhere: resume with this command's config in a new run dir
-        return new
+        return [*flags, *new]
     original = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
     original = [o for o in original if o.split("=", 1)[0] != "ckpt_path"]
-    if any(arg.startswith("hydra.run.dir=") for arg in args):
-        return [*original, *new]
+    if any(arg.startswith("hydra.run.dir=") for arg in overrides):
+        return [*flags, *original, *new]
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    return [*original, *new, f"hydra.run.dir={quoted(str(run_dir))}", f"hydra.output_subdir=.hydra/resumed-{stamp}"]
+    return [*flags, *original, *new, f"hydra.run.dir={quoted(str(run_dir))}", f"hydra.output_subdir=.hydra/resumed-{stamp}"]
 
 
 def rewrite_argv() -> None:

@@ -48,3 +48,31 @@ def test_everyday_commands_compose(command):
         key, value = override.split("=", 1)
         if "." in key:  # a key override shows up in the printed config
             assert f"{key.rsplit('.', 1)[1]}: {value}" in result.stdout, override
+
+
+RESUME = code_block_after("### A run was stopped: resume it")
+DDP = code_block_after("### More processes: Lightning DDP")
+
+
+def test_resume_commands_carry_on_in_the_runs_dir_with_its_overrides(tmp_path):
+    """Both resume commands, as written, against a run dir like the one in the README."""
+    run_dir = tmp_path / "2026-11-27" / "10-31-07_model.channels=32"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text("- model.channels=32\n")
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"not read when only composing")
+    assert len(RESUME) == 2
+    for command in RESUME:
+        args = [a.replace("outputs/", f"{tmp_path}/") for a in shlex.split(command)[3:]]
+        result = run_cli([*args, f"paths.log_dir={tmp_path}", "--cfg", "all"], timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "  channels: 32\n" in result.stdout  # the run's own override
+        assert f"ckpt_path: {run_dir}/checkpoints/last.ckpt\n" in result.stdout
+        assert f"dir: {run_dir}\n" in result.stdout  # hydra.run.dir: the same run dir
+
+
+@pytest.mark.parametrize("command", DDP)
+def test_ddp_commands_compose(command):
+    result = run_cli([*shlex.split(command)[3:], "--cfg", "job"], timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "strategy:" in result.stdout
