@@ -8,6 +8,7 @@ import pytest
 
 from mnist_exp import PROJECT_ROOT
 from tests.conftest import TINY_RUN, run_cli
+from tests.helpers import stopped_run_dir
 
 README = (PROJECT_ROOT / "README.md").read_text()
 
@@ -56,11 +57,7 @@ DDP = code_block_after("### More processes: Lightning DDP")
 
 def test_resume_commands_carry_on_in_the_runs_dir_with_its_overrides(tmp_path):
     """Both resume commands, as written, against a run dir like the one in the README."""
-    run_dir = tmp_path / "2026-11-27" / "10-31-07_model.channels=32"
-    (run_dir / ".hydra").mkdir(parents=True)
-    (run_dir / ".hydra" / "overrides.yaml").write_text("- model.channels=32\n")
-    (run_dir / "checkpoints").mkdir()
-    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"not read when only composing")
+    run_dir = stopped_run_dir(tmp_path, "10-31-07_model.channels=32", ["model.channels=32"])
     assert len(RESUME) == 2
     for command in RESUME:
         args = [a.replace("outputs/", f"{tmp_path}/") for a in shlex.split(command)[3:]]

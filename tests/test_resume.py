@@ -14,6 +14,7 @@ import yaml
 from mnist_exp.config import claim_dir
 from mnist_exp.resume import find_checkpoint, resume_arguments
 from tests.conftest import SyntheticData, run_cli, write_synthetic
+from tests.helpers import stopped_run_dir
 from tests.test_cli import load_events
 
 pytestmark = pytest.mark.slow
@@ -143,11 +144,8 @@ def test_ckpt_path_last_is_the_newest_last_ckpt_anywhere_under_outputs(tmp_path)
 
 
 def test_resume_arguments_put_the_runs_own_overrides_first_and_continue_in_its_dir(tmp_path):
-    run_dir = tmp_path / "2026-11-27" / "10-31-07_model.channels=32,trainer.max_epochs=9"
-    (run_dir / ".hydra").mkdir(parents=True)
-    (run_dir / ".hydra" / "overrides.yaml").write_text("- model.channels=32\n- trainer.max_epochs=9\n")
-    (run_dir / "checkpoints").mkdir()
-    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    run_dir = stopped_run_dir(tmp_path, "10-31-07_model.channels=32,trainer.max_epochs=9",
+                              ["model.channels=32", "trainer.max_epochs=9"])
     args = resume_arguments([f"paths.log_dir={tmp_path}", "ckpt_path=last", "trainer.max_epochs=12"])
     assert args[:2] == ["model.channels=32", "trainer.max_epochs=9"]
     assert args[2:5] == [f"paths.log_dir={tmp_path}", "trainer.max_epochs=12", f'ckpt_path="{run_dir}/checkpoints/last.ckpt"']
