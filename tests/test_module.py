@@ -1,6 +1,7 @@
 from functools import partial
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from torch import nn
 
@@ -42,3 +43,19 @@ def test_two_convs_per_block_stack_convs_before_each_pool():
     convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 32), (32, 32), (32, 64), (64, 64)]
     assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_a_checkpoint_without_metric_states_still_loads(tmp_path):
+    """Checkpoints written before metric states were saved (or trimmed by hand) load with fresh ones."""
+    from mnist_exp.inference import load_classifier
+
+    module = DigitClassifier(CNN(), partial(torch.optim.Adam, lr=1e-3), net_config={"_target_": "mnist_exp.models.CNN"})
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(module)
+    path = tmp_path / "old.ckpt"
+    trainer.save_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=False)
+    checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(("train_", "val_acc_best"))}
+    torch.save(checkpoint, path)
+    loaded = load_classifier(path)
+    assert torch.equal(loaded.net.features[0].weight, module.net.features[0].weight)

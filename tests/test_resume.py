@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 # 900 training images in batches of 32: 29 steps per epoch. Augmentation and dropout draw random
 # numbers every step, so a resume that lost the random state would not match.
-RUN = ["trainer.max_epochs=3", "data.batch_size=32", "trainer=cpu", "trainer.log_every_n_steps=5",
+RUN = ["trainer.max_epochs=3", "data.batch_size=32", "data.eval_batch_size=50", "trainer=cpu", "trainer.log_every_n_steps=5",
        "trainer.deterministic=true", "transforms=augment", "model.dropout=0.3", "test_checkpoint=last",
        "callbacks.test_report.mistakes=4"]
 STEPS_PER_EPOCH = 29
@@ -66,10 +66,10 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
     assert len(steps["val/acc"]) == 3 and len(steps["train/loss_step"]) == 3 * STEPS_PER_EPOCH // 5
 
 
-def interrupt(reference: Reference, log_dir: Path, signal_name: str, step: int):
+def interrupt(reference: Reference, log_dir: Path, signal_name: str, step: int, when: str = "train_batch"):
     """A run like the reference that gets `signal_name` after optimizer step `step`; its run dir."""
     stop = [f"+callbacks.stop._target_=tests.callbacks.SignalAtStep", f"+callbacks.stop.step={step}",
-            f"+callbacks.stop.signal_name={signal_name}"]
+            f"+callbacks.stop.signal_name={signal_name}", f"+callbacks.stop.when={when}"]
     result = run_cli([*reference.data.overrides(), *RUN, *stop, f"paths.log_dir={log_dir}"])
     assert result.returncode == {"SIGTERM": 143, "SIGINT": 130}[signal_name], result.stderr[-3000:]
     assert not list(log_dir.glob("*/*/metrics.json"))
@@ -112,9 +112,9 @@ def test_ctrl_c_mid_epoch_then_ckpt_path_file_matches_the_uninterrupted_run(refe
 
 
 def test_a_stop_at_an_epoch_end_keeps_that_epochs_checkpoint(reference, tmp_path):
-    # After the last batch of epoch 1, validation and the end-of-epoch checkpoint come before the stop.
+    # A signal at the end of epoch 1's validation: its checkpoints are saved, then the run stops.
     log_dir = tmp_path / "outputs"
-    run_dir, output = interrupt(reference, log_dir, "SIGTERM", step=2 * STEPS_PER_EPOCH)
+    run_dir, output = interrupt(reference, log_dir, "SIGTERM", step=2 * STEPS_PER_EPOCH, when="validation_end")
     assert f"Stopped by SIGTERM: kept {run_dir}/checkpoints/last.ckpt, saved at the end of the last finished epoch" in output
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2 * STEPS_PER_EPOCH
 
@@ -122,6 +122,17 @@ def test_a_stop_at_an_epoch_end_keeps_that_epochs_checkpoint(reference, tmp_path
     # first run had already logged: TensorBoard shows the resumed run's, each step once.
     (best,) = (run_dir / "checkpoints").glob("epoch00-*.ckpt")
     resume(reference, log_dir, str(best))
+    assert_same_run(run_dir, reference.run_dir)
+
+
+def test_a_stop_during_validation_resumes_from_the_epoch_before(reference, tmp_path):
+    # Validation (2 batches of 50) after epoch 1's last step is cut after its first batch: the run keeps
+    # epoch 0's checkpoint, and the resumed run repeats epoch 1 and its validation.
+    log_dir = tmp_path / "outputs"
+    run_dir, output = interrupt(reference, log_dir, "SIGTERM", step=2 * STEPS_PER_EPOCH, when="validation_batch")
+    assert f"Stopped by SIGTERM: kept {run_dir}/checkpoints/last.ckpt" in output
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == STEPS_PER_EPOCH
+    resume(reference, log_dir, "last")
     assert_same_run(run_dir, reference.run_dir)
 
 

@@ -91,7 +91,7 @@ class DigitClassifier(pl.LightningModule):
         # Metric states go into checkpoints, so a resumed run continues a half-done epoch's
         # accuracy and the best validation accuracy so far instead of starting them afresh.
         for metric in (self.train_acc, self.train_loss, self.val_acc_best):
-            metric.persistent(True)
+            metric.persistent(True)  # (torchmetrics loads checkpoints without these states too)
 
     def setup(self, stage: str) -> None:
         if self.compile_net and stage == "fit":
