@@ -1,6 +1,5 @@
 """OmegaConf resolvers the configs use; imported before Hydra composes anything."""
 
-import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -27,9 +26,8 @@ def register_resolvers() -> None:
     # ${suffix:TEXT} -> "_TEXT", or "" when TEXT is empty (run dir names built from overrides),
     # cut to 150 characters to stay well inside file-name limits.
     OmegaConf.register_new_resolver("suffix", lambda text="": f"_{text}"[:150] if text else "", replace=True)
-    # ${pid:} -> this process's id: unique among processes running at once on one machine.
-    OmegaConf.register_new_resolver("pid", lambda: str(os.getpid()), use_cache=True, replace=True)
-    # ${unique_dir:PATH} -> PATH or PATH-2, ..., claimed on first use (cached: the same dir for the whole run).
+    # ${unique_dir:PATH} -> PATH or PATH-2, ..., claimed on first use (cached: the same dir for the whole
+    # run, and for every job of a sweep, whose configs carry the cache to the launcher's workers).
     OmegaConf.register_new_resolver("unique_dir", claim_dir, use_cache=True, replace=True)
 
 

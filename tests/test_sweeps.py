@@ -59,11 +59,17 @@ def test_a_failing_job_is_recorded_and_the_others_finish(synthetic, tmp_path):
     assert "1 of 2 jobs failed" in result.stderr
 
 
+def the_one_sweep_dir(log_dir):
+    """The default sweep dir (claimed once in the launching process): every job of the sweep is in it."""
+    (sweep,) = log_dir.glob("multirun/*/*")
+    return sweep
+
+
 def test_joblib_runs_two_jobs_in_parallel_with_a_thread_each(synthetic, tmp_path):
-    sweep = tmp_path / "sweep"
     result = run_cli(["-m", *synthetic.overrides(), *SWEEP_RUN, "seed=1,2", "hydra/launcher=joblib",
-                      "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"])
+                      "hydra.launcher.n_jobs=2", f"paths.log_dir={tmp_path}"])
     assert result.returncode == 0, result.stderr[-3000:]
+    sweep = the_one_sweep_dir(tmp_path)
     rows = read_summary(sweep)
     assert len(rows) == 2 and {r["status"] for r in rows} == {"ok"}
     assert [p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")] and len(list(sweep.glob("*/metrics.json"))) == 2
@@ -84,10 +90,10 @@ def test_optuna_search_returns_the_best_value_the_summary_shows(synthetic, tmp_p
 
 
 def test_submitit_local_runs_a_two_job_sweep(synthetic, tmp_path):
-    sweep = tmp_path / "sweep"
     result = run_cli(["-m", *synthetic.overrides(), *SWEEP_RUN, "seed=1,2", "hydra/launcher=submitit_local",
-                      "hydra.launcher.timeout_min=10", f"hydra.sweep.dir={sweep}"], timeout=600)
+                      "hydra.launcher.timeout_min=10", f"paths.log_dir={tmp_path}"], timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    sweep = the_one_sweep_dir(tmp_path)
     rows = read_summary(sweep)
     assert len(rows) == 2 and {r["status"] for r in rows} == {"ok"}
 
