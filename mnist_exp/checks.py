@@ -32,6 +32,12 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message is one line naming the key."""
 
 
+def exit_with(message: str) -> None:
+    """End the command with `Error: message` as its one line on stderr, exit status 1."""
+    print(f"Error: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
 def is_int(value: Any) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
@@ -135,8 +141,7 @@ class ConfigCheck(Callback):
         try:
             check_config(config)
         except ConfigError as error:
-            print(f"Error: {error}", file=sys.stderr)
-            raise SystemExit(1) from None
+            exit_with(str(error))
 
 
 def one_line(error: Exception, overrides: list[str]) -> str:
@@ -192,5 +197,4 @@ def run_hydra_main(main: Callable[[], Any]) -> None:
         main()
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as error:
         overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
-        print(f"Error: {one_line(error, overrides)}", file=sys.stderr)
-        raise SystemExit(1) from None
+        exit_with(one_line(error, overrides))

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from mnist_exp import PROJECT_ROOT
-from mnist_exp.checks import ConfigError
+from mnist_exp.checks import ConfigError, exit_with
 
 
 def find_checkpoint(value: str, log_dir: Path) -> Path:
@@ -105,5 +105,4 @@ def rewrite_argv() -> None:
     try:
         sys.argv[1:] = resume_arguments(sys.argv[1:])
     except ConfigError as error:
-        print(f"Error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+        exit_with(str(error))

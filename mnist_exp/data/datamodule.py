@@ -59,8 +59,7 @@ class ResumableLoader(DataLoader):
     batches_done = 0
 
     def __iter__(self):
-        skip = self.sampler.skip
-        self.batches_done = skip[1] if skip is not None and skip[0] == self.sampler.epoch else 0
+        self.batches_done = self.sampler.first_batch()
         for batch in super().__iter__():
             self.batches_done += 1  # Lightning does not prefetch from a loader with a length
             yield batch

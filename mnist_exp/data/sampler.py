@@ -39,6 +39,10 @@ class ShardedBatchSampler(Sampler[torch.Tensor]):
         """Make the next pass over `epoch` start after its first `batches` batches."""
         self.skip = (epoch, batches)
 
+    def first_batch(self) -> int:
+        """Where the next pass starts: past the batches a resumed run had done, else 0."""
+        return self.skip[1] if self.skip is not None and self.skip[0] == self.epoch else 0
+
     def set_epoch(self, epoch: int) -> None:
         """Lightning calls this at the start of every epoch."""
         self.epoch = epoch
@@ -54,8 +58,7 @@ class ShardedBatchSampler(Sampler[torch.Tensor]):
         return order[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        start = self.skip[1] if self.skip is not None and self.skip[0] == self.epoch else 0
-        self.skip = None
+        start, self.skip = self.first_batch(), None
         yield from self.shard().split(self.batch_size)[start:]
 
     def __len__(self) -> int:

@@ -130,10 +130,11 @@ class DigitClassifier(pl.LightningModule):
     def log_epoch(self, stage: str) -> None:
         accuracy, mean_loss = getattr(self, f"{stage}_acc"), getattr(self, f"{stage}_loss")
         if not self.trainer.sanity_checking:
-            self.log(f"{stage}/acc", accuracy.compute(), prog_bar=True)  # compute() reduces across ranks
+            epoch_accuracy = accuracy.compute()  # reduces across ranks (once: each compute() does)
+            self.log(f"{stage}/acc", epoch_accuracy, prog_bar=True)
             self.log(f"{stage}/loss", mean_loss.compute(), prog_bar=stage != "test")
             if stage == "val":
-                self.val_acc_best(accuracy.compute())
+                self.val_acc_best(epoch_accuracy)
                 self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
         accuracy.reset()
         mean_loss.reset()
