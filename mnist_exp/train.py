@@ -194,9 +194,12 @@ def main(cfg: DictConfig) -> float:
     except Exception as error:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             # One failed job must not end the sweep: record it (the sweep summary lists it and the
-            # sweep exits non-zero) and return NaN, which Optuna records as a failed trial.
+            # sweep exits non-zero). Hydra's basic sweeper stops at a job that raises, so return NaN;
+            # Optuna's sweeper records a raised error as a failed trial but fails on a NaN value.
             message = record_failure(Path(cfg.paths.output_dir), error.__cause__ or error, time.perf_counter() - started)
             log.error("job failed: %s", message)
+            if "optuna" in str(HydraConfig.get().sweeper.get("_target_", "")):
+                raise
             return float("nan")
         if isinstance(error, (DatasetUnavailableError, InstantiationException, ValueError, NonFiniteLossError)):
             log.error("%s", error.__cause__ or error)  # InstantiationException wraps the real error

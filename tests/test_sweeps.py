@@ -89,6 +89,23 @@ def test_optuna_search_returns_the_best_value_the_summary_shows(synthetic, tmp_p
     assert storage.exists()
 
 
+def test_a_failed_optuna_trial_is_recorded_and_the_search_goes_on(synthetic, tmp_path):
+    # One-cycle cannot be built for the 4 steps of batch 128 on this small set: with seed 0 the sampler
+    # draws batch 64 (ok) for the first trial and 128 (failed) for the other two.
+    sweep = tmp_path / "sweep"
+    searched = [arg for arg in SWEEP_RUN if not arg.startswith("data.batch_size=")]  # a fixed key leaves the search
+    result = run_cli([*synthetic.overrides(), *searched, "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+                      "scheduler=onecycle", "model.channels=4", "seed=0", f"hydra.sweep.dir={sweep}"])
+    assert result.returncode == 1  # the search finished; a trial failed
+    rows = read_summary(sweep)
+    statuses = [row["status"] for row in rows]
+    assert statuses.count("ok") == 1 and len(rows) == 3
+    assert all(s.startswith("failed: ValueError: scheduler OneCycleLR cannot be built") for s in statuses if s != "ok")
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert float(rows[0]["val_acc_best"]) == pytest.approx(best["best_value"], abs=1e-6)
+    assert len(list(sweep.glob("*/failure.json"))) == 2
+
+
 def test_submitit_local_runs_a_two_job_sweep(synthetic, tmp_path):
     result = run_cli(["-m", *synthetic.overrides(), *SWEEP_RUN, "seed=1,2", "hydra/launcher=submitit_local",
                       "hydra.launcher.timeout_min=10", f"paths.log_dir={tmp_path}"], timeout=600)
