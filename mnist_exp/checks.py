@@ -114,16 +114,13 @@ def check_config(cfg: DictConfig) -> None:
     val_size = OmegaConf.select(cfg, "data.val_size")
     if is_int(train_size) and is_int(val_size) and val_size >= train_size:
         raise ConfigError(f"data.val_size must be smaller than the {train_size} training images (data.train_size), got {val_size}")
-    check_ckpt_path(OmegaConf.select(cfg, "ckpt_path"))
+    ckpt_path = OmegaConf.select(cfg, "ckpt_path")
+    if ckpt_path is not None:
+        if not isinstance(ckpt_path, str) or not ckpt_path:
+            raise ConfigError(f"ckpt_path must be null, last, or a checkpoint file, got {shown(ckpt_path)}")
+        from mnist_exp.resume import find_checkpoint  # (resume.py imports this module)
 
-
-def check_ckpt_path(ckpt_path: Any) -> None:
-    if ckpt_path is None:
-        return
-    if not isinstance(ckpt_path, str) or not ckpt_path:
-        raise ConfigError(f"ckpt_path must be null, last, or a checkpoint file, got {shown(ckpt_path)}")
-    if ckpt_path != "last" and not Path(ckpt_path).is_file():
-        raise ConfigError(f"ckpt_path: no such checkpoint file: {ckpt_path}")
+        find_checkpoint(ckpt_path, Path(OmegaConf.select(cfg, "paths.log_dir")))  # raises ConfigError
 
 
 class ConfigCheck(Callback):
