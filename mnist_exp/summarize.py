@@ -133,17 +133,13 @@ def summarize(sweep_dir: str | Path) -> list[dict]:
     return rows
 
 
-def any_failed(rows: list[dict]) -> bool:
-    return any(row["status"].startswith("failed") for row in rows)
-
-
 class SweepSummary(Callback):
     """Hydra callback: summarize the sweep dir when a multirun ends; exit 1 if any job failed."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
         rows = summarize(config.hydra.sweep.dir)
-        if any_failed(rows):
-            failed = sum(row["status"].startswith("failed") for row in rows)
+        failed = sum(row["status"].startswith("failed") for row in rows)
+        if failed:
             print(f"{failed} of {len(rows)} jobs failed (see the status column)", file=sys.stderr)
             raise SystemExit(1)
 
