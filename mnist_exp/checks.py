@@ -9,6 +9,7 @@ composition errors (misspelled keys, unknown group options) into one line as wel
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import sys
 from numbers import Integral, Real
@@ -18,9 +19,12 @@ from typing import Any, Callable
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mnist_exp.errors import ConfigError, exit_with
+from mnist_exp.rundirs import find_checkpoint
+
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 PRECISIONS = (
-    "64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "transformer-engine",
+    "auto", "64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "transformer-engine",
     "64", "32", "16", "bf16", 64, 32, 16,
 )
 
@@ -28,22 +32,13 @@ PRECISIONS = (
 ABSENT = object()
 
 
-class ConfigError(ValueError):
-    """A config value that cannot work; the message is one line naming the key."""
-
-
-def exit_with(message: str) -> None:
-    """End the command with `Error: message` as its one line on stderr, exit status 1."""
-    print(f"Error: {message}", file=sys.stderr)
-    raise SystemExit(1)
-
-
 def is_int(value: Any) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def is_number(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
+    """A finite real number (nan and inf make no sense for any key checked here)."""
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def at_least(minimum: int) -> Callable[[Any], bool]:
@@ -88,7 +83,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.accelerator": (lambda v: v in ACCELERATORS, f"one of {', '.join(ACCELERATORS)}"),
     "trainer.devices": (is_devices, "auto, an integer >= 1 (or -1 for all), or a list of device indices"),
     "trainer.num_nodes": (at_least(1), "an integer >= 1"),
-    "trainer.precision": (lambda v: v in PRECISIONS, "one of 32-true, 16-mixed, bf16-mixed, 64-true, 16-true, bf16-true"),
+    "trainer.precision": (lambda v: v in PRECISIONS, "auto or one of 32-true, 16-mixed, bf16-mixed, 64-true, 16-true, bf16-true"),
     "trainer.limit_train_batches": (is_fraction_or_count, "a fraction in (0, 1] or a number of batches >= 1"),
     "trainer.limit_val_batches": (is_fraction_or_count, "a fraction in (0, 1] or a number of batches >= 1"),
     "trainer.log_every_n_steps": (at_least(1), "an integer >= 1"),
@@ -118,9 +113,48 @@ def check_config(cfg: DictConfig) -> None:
     if ckpt_path is not None:
         if not isinstance(ckpt_path, str) or not ckpt_path:
             raise ConfigError(f"ckpt_path must be null, last, or a checkpoint file, got {shown(ckpt_path)}")
-        from mnist_exp.resume import find_checkpoint  # (resume.py imports this module)
+        check_resumable(cfg, find_checkpoint(ckpt_path, Path(OmegaConf.select(cfg, "paths.log_dir"))))
+    log_dir = OmegaConf.select(cfg, "paths.log_dir")
+    if log_dir is not None and not writable(Path(log_dir)):
+        raise ConfigError(f"paths.log_dir={log_dir} cannot be written to; choose a dir you can write (paths.log_dir=...)")
+    check_accelerator(OmegaConf.select(cfg, "trainer.accelerator"))
 
-        find_checkpoint(ckpt_path, Path(OmegaConf.select(cfg, "paths.log_dir")))  # raises ConfigError
+
+def writable(path: Path) -> bool:
+    """Whether `path` is a dir this process can write into, or can be created as one."""
+    while not path.exists():
+        if path.parent == path:
+            return False
+        path = path.parent
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+
+
+def check_accelerator(accelerator: Any) -> None:
+    """A GPU asked for by name must be there: say so before any data is fetched."""
+    if accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"trainer.accelerator={accelerator}, but torch sees no CUDA GPU here; use trainer=cpu (or trainer.accelerator=auto)")
+    elif accelerator == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            raise ConfigError("trainer.accelerator=mps, but this machine has no Apple MPS device; use trainer=cpu")
+
+
+def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
+    """The checkpoint is a safe mnist-exp checkpoint whose model config names only allowed models; a
+    training config (one with a `module`) resumes it into `model`, so the two must match in full."""
+    from mnist_exp.checkpoints import CheckpointError, check_same_model, check_targets, read_checkpoint
+
+    try:
+        net_config = read_checkpoint(checkpoint)["hyper_parameters"]["net_config"]
+        check_targets(net_config, checkpoint)
+        if OmegaConf.select(cfg, "module") is not None and OmegaConf.select(cfg, "model") is not None:
+            check_same_model(net_config, OmegaConf.to_container(cfg.model, resolve=True), checkpoint)
+    except CheckpointError as error:
+        raise ConfigError(str(error)) from None
 
 
 class ConfigCheck(Callback):

@@ -1,23 +1,9 @@
 """OmegaConf resolvers the configs use; imported before Hydra composes anything."""
 
-from pathlib import Path
-
 from omegaconf import OmegaConf
 
 from mnist_exp import PROJECT_ROOT
-
-
-def claim_dir(path: str) -> str:
-    """`path`, or else `path-2`, `path-3`, ...: the first that does not exist yet, created here and now
-    (mkdir is atomic), so two runs started in the same second never share a dir."""
-    candidate, number = Path(path), 1
-    while True:
-        try:
-            candidate.mkdir(parents=True)
-            return str(candidate)
-        except FileExistsError:
-            number += 1
-            candidate = Path(f"{path}-{number}")
+from mnist_exp.rundirs import claim_dir
 
 
 def register_resolvers() -> None:

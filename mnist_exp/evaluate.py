@@ -17,9 +17,10 @@ from omegaconf import DictConfig, OmegaConf
 
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
 from mnist_exp import CONFIG_DIR
-from mnist_exp.checks import ConfigError, run_hydra_main
-from mnist_exp.resume import find_checkpoint, quote_ckpt_path
-from mnist_exp.train import write_json_atomically
+from mnist_exp.checks import run_hydra_main
+from mnist_exp.errors import ConfigError, exit_with
+from mnist_exp.resume import quote_ckpt_path
+from mnist_exp.rundirs import find_checkpoint, write_json_atomically
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def evaluate(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
 
     from mnist_exp.data.transforms import BatchTransform
+    from mnist_exp.hardware import resolve_precision
     from mnist_exp.inference import load_classifier
     from mnist_exp.report import TestReport
 
@@ -46,7 +48,8 @@ def evaluate(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.data, transforms=BatchTransform(**module.hparams.normalization))
     report = TestReport(mistakes=cfg.mistakes)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
-    trainer = instantiate(cfg.trainer, callbacks=[report], logger=loggers or False, enable_checkpointing=False)
+    precision, _ = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    trainer = instantiate(cfg.trainer, callbacks=[report], logger=loggers or False, enable_checkpointing=False, precision=precision)
     tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     results = {
         "checkpoint": str(ckpt_path),
@@ -69,8 +72,7 @@ def main(cfg: DictConfig) -> float:
     try:
         return evaluate(cfg)["test/acc"]
     except (CheckpointError, DatasetUnavailableError, ConfigError) as error:
-        log.error("%s", error)
-        raise SystemExit(1) from None
+        exit_with(str(error))
 
 
 if __name__ == "__main__":

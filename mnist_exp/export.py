@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from torch import nn
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
 from mnist_exp import CONFIG_DIR
 from mnist_exp.checks import run_hydra_main
+from mnist_exp.errors import ConfigError, exit_with
 from mnist_exp.resume import quote_ckpt_path
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -35,15 +37,29 @@ class RawImageClassifier(nn.Module):
         return self.net((images / 255.0 - self.mean) / self.std).softmax(dim=1)
 
 
-def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 17) -> Path:
+def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 17, log_dir: str = "outputs") -> Path:
     from mnist_exp.inference import load_classifier
+    from mnist_exp.rundirs import find_checkpoint
 
     if fmt not in FORMATS:
-        raise ValueError(f"format={fmt} is not one of {', '.join(FORMATS)}")
+        raise ConfigError(f"format={fmt} is not one of {', '.join(FORMATS)}")
+    ckpt_path = find_checkpoint(str(ckpt_path), Path(log_dir))  # `last`: the newest last.ckpt
     module = load_classifier(ckpt_path)
     model = RawImageClassifier(module.net.to(memory_format=torch.contiguous_format), **module.hparams.normalization).eval()
     target = Path(output) if output else Path(ckpt_path).with_suffix(FORMATS[fmt])
-    tmp = target.with_name(f".{target.name}.tmp")
+    descriptor, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(descriptor)
+    tmp = Path(name)  # unique: two exports at once never write into one temp file
+    try:
+        write_model(model, fmt, tmp, opset)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, target)
+    return target
+
+
+def write_model(model: nn.Module, fmt: str, tmp: Path, opset: int) -> None:
     example = torch.zeros(2, 1, 28, 28)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch marks TorchScript and the classic ONNX exporter as legacy
@@ -56,8 +72,6 @@ def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 17)
             )
         else:
             torch.jit.save(torch.jit.trace(model, example), str(tmp))
-    os.replace(tmp, target)
-    return target
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
@@ -65,9 +79,9 @@ def main(cfg: DictConfig) -> None:
     from mnist_exp.inference import CheckpointError
 
     try:
-        target = export(cfg.ckpt_path, cfg.format, cfg.output, cfg.opset)
-    except (CheckpointError, ValueError) as error:
-        sys.exit(str(error))
+        target = export(cfg.ckpt_path, cfg.format, cfg.output, cfg.opset, cfg.paths.log_dir)
+    except (CheckpointError, ConfigError) as error:
+        exit_with(str(error))
     print(f"Wrote {target} ({cfg.format}): float32 images [N, 1, 28, 28], pixels 0..255 -> probabilities [N, 10]")
 
 

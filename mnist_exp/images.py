@@ -8,32 +8,75 @@ or light-on-dark.
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
+
+# Files from elsewhere are bounded before they are decoded: a small file can claim a huge image
+# (a "decompression bomb"), and some formats (EPS, PDF) would run other programs to decode.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_PIXELS = 50_000_000
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM", "TGA", "ICO")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp", ".pbm", ".pgm", ".ppm", ".pnm", ".tga", ".ico")
 
 
 class ImageError(ValueError):
     """A file that cannot be read as a digit image; the message says why."""
 
 
+def shown_path(path: str | Path) -> str:
+    """A file name as text that always prints (undecodable bytes as \\xNN escapes)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def scaled_to_8_bits(image: Image.Image) -> np.ndarray:
+    """Gray levels 0..255 for 16-bit, 32-bit and float images, scaled by their range rather than clipped."""
+    values = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    top = float(values.max()) if values.size else 0.0
+    if image.mode.startswith("I;16") or 255 < top <= 65535:
+        values = values / 257.0  # 16-bit range
+    elif image.mode == "F" and 0 < top <= 1.0:
+        values = values * 255.0  # float in [0, 1]
+    elif top > 65535:
+        values = values * (255.0 / top)
+    return np.clip(values, 0, 255).astype(np.float32)
+
+
 def read_grayscale(path: str | Path) -> np.ndarray:
     """The image as float32 gray levels 0..255; transparent areas count as white paper."""
     path = Path(path)
+    if path.is_dir():
+        raise ImageError("is a directory, not an image file")
     if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path}: empty file")
+        raise ImageError("no such file")
+    size = path.stat().st_size
+    if size == 0:
+        raise ImageError("empty file")
+    if size > MAX_FILE_BYTES:
+        raise ImageError(f"file too large ({size / 2**20:.0f} MiB; images up to {MAX_FILE_BYTES // 2**20} MiB are read)")
+    Image.init()  # register every plugin, so that `formats` can name them
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                rgba = image.convert("RGBA")
-                image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-            return np.asarray(image.convert("L"), dtype=np.float32)
-    except (UnidentifiedImageError, OSError) as error:
-        raise ImageError(f"{path}: not a readable image ({error.__class__.__name__})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path, formats=FORMATS) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise ImageError(f"image too large ({image.width}x{image.height} pixels; the limit is {MAX_PIXELS:,})")
+                image = ImageOps.exif_transpose(image)
+                if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+                    return scaled_to_8_bits(image)
+                if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+                    rgba = image.convert("RGBA")
+                    image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+                return np.asarray(image.convert("L"), dtype=np.float32)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"image too large (a decompression bomb; the limit is {MAX_PIXELS:,} pixels)") from None
+    except Exception as error:  # a hostile file can make a decoder raise anything; it fails alone
+        raise ImageError(f"not a readable image ({error.__class__.__name__})") from None
 
 
 def to_mnist_digit(gray: np.ndarray, box: int = 20, size: int = 28) -> np.ndarray:
@@ -61,9 +104,8 @@ def to_mnist_digit(gray: np.ndarray, box: int = 20, size: int = 28) -> np.ndarra
 
 
 def load_digit(path: str | Path) -> np.ndarray:
-    """Read an image file and return it as an MNIST-style uint8 28x28 digit."""
+    """Read an image file and return it as an MNIST-style uint8 28x28 digit; ImageError names the file."""
     try:
         return to_mnist_digit(read_grayscale(path))
     except ImageError as error:
-        message = str(error)
-        raise ImageError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+        raise ImageError(f"{shown_path(path)}: {error}") from None

@@ -13,97 +13,169 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import sys
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 import hydra
 from omegaconf import DictConfig, ListConfig
+from rich.markup import escape
 
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
 from mnist_exp import CONFIG_DIR
 from mnist_exp.checks import run_hydra_main
+from mnist_exp.errors import ConfigError, exit_with
+from mnist_exp.images import IMAGE_SUFFIXES, ImageError, load_digit, shown_path
 from mnist_exp.resume import quote_ckpt_path
 
 
 def expand_inputs(inputs) -> list[Path]:
-    """FILE, DIR (its files, sorted), GLOB, or a list of them; a name that matches nothing is kept
-    so that it is reported as missing."""
+    """FILE, DIR (its entries, sorted), GLOB (`**` recurses, never into symlinked dirs), or a list of
+    them; each file once, however many ways it is named. A name that matches nothing is kept so that
+    it is reported as missing, and a dir named like an image inside a DIR is reported, not skipped."""
     items = list(inputs) if isinstance(inputs, (list, tuple, ListConfig)) else [inputs]
     files: list[Path] = []
+    seen: set[str] = set()
+
+    def add(path: Path) -> None:
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            files.append(path)
+
     for item in map(str, items):
         path = Path(item).expanduser()
         if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            for entry in sorted(path.iterdir()):
+                if not entry.name.startswith(".") and (entry.is_file() or entry.suffix.lower() in IMAGE_SUFFIXES):
+                    add(entry)
         elif glob.has_magic(item):
-            files += sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file()) or [path]
+            matches = sorted(p for p in glob_files(path))
+            for match in matches or [path]:
+                add(match)
         else:
-            files.append(path)
+            add(path)
     return files
 
 
-def predict_files(module, files: list[Path], top_k: int, batch_size: int) -> list[dict]:
+def glob_files(pattern: Path) -> list[Path]:
+    """Files matching a glob pattern; pathlib's `**` does not follow symlinked dirs, so loops end."""
+    parts = pattern.parts
+    first_magic = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    base = Path(*parts[:first_magic]) if first_magic else Path(".")
+    rest = str(Path(*parts[first_magic:]))
+    return [p for p in base.glob(rest) if p.is_file()]
+
+
+def predict_files(module, files: list[Path], top_k: int, batch_size: int) -> Iterator[dict]:
+    """One result per file, in order, batch by batch (at most batch_size images in memory)."""
     import numpy as np
     import torch
 
-    from mnist_exp.images import ImageError, load_digit
-
-    rows, digits, where = [], [], []
-    for path in files:
-        try:
-            digits.append(load_digit(path))
-            where.append(len(rows))
-            rows.append({"file": str(path)})
-        except ImageError as error:
-            rows.append({"file": str(path), "error": str(error)})
-    for start in range(0, len(digits), batch_size):
-        batch = torch.from_numpy(np.stack(digits[start : start + batch_size]))
-        probabilities = module.predict_proba(batch).cpu()
-        for i, p in zip(where[start : start + batch_size], probabilities):
-            best = p.topk(min(top_k, len(p)))
-            rows[i].update(
-                digit=int(best.indices[0]),
-                probability=round(float(best.values[0]), 6),
-                top_k=[[int(d), round(float(v), 6)] for d, v in zip(best.indices, best.values)],
-                probabilities=[round(float(v), 6) for v in p],
-            )
-    return rows
+    for start in range(0, len(files), batch_size):
+        rows, digits, where = [], [], []
+        for path in files[start : start + batch_size]:
+            try:
+                digits.append(load_digit(path))
+                where.append(len(rows))
+                rows.append({"file": shown_path(path)})
+            except ImageError as error:
+                rows.append({"file": shown_path(path), "error": str(error)})
+        if digits:
+            probabilities = module.predict_proba(torch.from_numpy(np.stack(digits))).cpu()
+            for i, p in zip(where, probabilities):
+                best = p.topk(min(top_k, len(p)))
+                rows[i].update(
+                    digit=int(best.indices[0]),
+                    probability=round(float(best.values[0]), 6),
+                    top_k=[[int(d), round(float(v), 6)] for d, v in zip(best.indices, best.values)],
+                    probabilities=[round(float(v), 6) for v in p],
+                )
+        yield from rows
 
 
-def print_table(rows: list[dict]) -> None:
+TABLE_ROWS = 50  # the table on stderr; longer lists are in the JSON lines only
+
+
+def print_table(rows: list[dict], total: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    console = Console(stderr=True)
+    if total > TABLE_ROWS:
+        console.print(f"{total} files; the table is left out above {TABLE_ROWS} rows (the JSON lines have every result)")
+        return
     table = Table(title="predictions", title_justify="left")
     for column in ("file", "digit", "probability", "top-k"):
         table.add_column(column)
     for row in rows:
         if "error" in row:
-            table.add_row(row["file"], "[red]error[/red]", "", f"[red]{row['error']}[/red]")
+            table.add_row(row["file"], "[red]error[/red]", "", f"[red]{escape(row['error'])}[/red]")
         else:
             top = "  ".join(f"{d}: {p:.3f}" for d, p in row["top_k"])
-            table.add_row(row["file"], str(row["digit"]), f"{row['probability']:.3f}", top)
-    Console(stderr=True).print(table)
+            table.add_row(escape(row["file"]), str(row["digit"]), f"{row['probability']:.3f}", top)
+    console.print(table)
+
+
+@contextmanager
+def progress_bar(total: int) -> Iterator[Callable[[int], None]]:
+    """advance(n): a rich progress bar on a terminal stderr; elsewhere nothing (the JSON lines stream)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not console.is_terminal or total <= 1) as progress:
+        task = progress.add_task("predicting", total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def predict(cfg: DictConfig) -> int:
+    """Stream the results (stdout, and `output`); return how many files failed."""
+    from mnist_exp.inference import load_classifier
+    from mnist_exp.rundirs import find_checkpoint
+
+    if not isinstance(cfg.top_k, int) or cfg.top_k < 1:
+        raise ConfigError(f"top_k must be an integer >= 1, got {cfg.top_k}")
+    if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
+        raise ConfigError(f"batch_size must be an integer >= 1, got {cfg.batch_size}")
+    files = expand_inputs(cfg.inputs)
+    if not files:
+        raise ConfigError(f"inputs={cfg.inputs}: no files found")
+    module = load_classifier(find_checkpoint(str(cfg.ckpt_path), Path(cfg.paths.log_dir)), map_location=cfg.device)
+    shown, failed = [], 0
+    with ExitStack() as stack:
+        out = stack.enter_context(open(cfg.output, "w")) if cfg.output else None
+        advance = stack.enter_context(progress_bar(len(files)))
+        for number, row in enumerate(predict_files(module, files, cfg.top_k, cfg.batch_size), 1):
+            line = json.dumps(row)
+            print(line, flush=number % cfg.batch_size == 0)
+            if out:
+                out.write(line + "\n")
+                if number % cfg.batch_size == 0:
+                    out.flush()  # each finished batch is on disk: a crash loses nothing predicted
+            failed += "error" in row
+            if len(shown) <= TABLE_ROWS:
+                shown.append(row)
+            advance(1)
+    sys.stdout.flush()
+    print_table(shown, len(files))
+    if failed:
+        print(f"{failed} of {len(files)} files could not be predicted", file=sys.stderr)
+    return failed
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
 def main(cfg: DictConfig) -> None:
-    from mnist_exp.inference import CheckpointError, load_classifier
+    from mnist_exp.inference import CheckpointError
 
-    if cfg.top_k < 1:
-        sys.exit(f"top_k must be >= 1, got {cfg.top_k}")
     try:
-        module = load_classifier(cfg.ckpt_path, map_location=cfg.device)
-    except CheckpointError as error:
-        sys.exit(str(error))
-    rows = predict_files(module, expand_inputs(cfg.inputs), cfg.top_k, cfg.batch_size)
-    lines = [json.dumps(row) for row in rows]
-    print("\n".join(lines), flush=True)
-    if cfg.output:
-        Path(cfg.output).write_text("\n".join(lines) + "\n")
-    print_table(rows)
-    failed = sum("error" in row for row in rows)
+        failed = predict(cfg)
+    except (CheckpointError, ConfigError) as error:
+        exit_with(str(error))
     if failed:
-        sys.exit(f"{failed} of {len(rows)} files could not be predicted")
+        raise SystemExit(1)
 
 
 def translate_flags(argv: list[str]) -> list[str]:

@@ -15,26 +15,8 @@ from pathlib import Path
 import yaml
 
 from mnist_exp import PROJECT_ROOT
-from mnist_exp.checks import ConfigError, exit_with
-
-
-def find_checkpoint(value: str, log_dir: Path) -> Path:
-    """`last`: the newest checkpoints/last.ckpt under log_dir (runs and sweep jobs); else a file path."""
-    if value == "last":
-        candidates = [p for p in Path(log_dir).glob("**/checkpoints/last.ckpt") if p.is_file()]
-        if not candidates:
-            raise ConfigError(f"ckpt_path=last: no checkpoints/last.ckpt under {log_dir}")
-        return max(candidates, key=lambda p: p.stat().st_mtime).resolve()
-    path = Path(value).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path: no such checkpoint file: {value}")
-    return path.resolve()
-
-
-def run_dir_of(checkpoint: Path) -> Path | None:
-    """RUN for RUN/checkpoints/NAME.ckpt, when RUN holds a Hydra run's .hydra/overrides.yaml."""
-    run_dir = checkpoint.parent.parent
-    return run_dir if (run_dir / ".hydra" / "overrides.yaml").is_file() else None
+from mnist_exp.errors import ConfigError, exit_with
+from mnist_exp.rundirs import find_checkpoint, run_dir_of
 
 
 def quoted(value: str) -> str:
@@ -90,14 +72,28 @@ def resume_arguments(args: list[str]) -> list[str]:
     checkpoint = find_checkpoint(given[-1].split("=", 1)[1], log_dir_from(overrides))
     new = [arg for arg in overrides if arg.split("=", 1)[0] != "ckpt_path"] + [f"ckpt_path={quoted(str(checkpoint))}"]
     run_dir = run_dir_of(checkpoint)
-    if run_dir is None:  # a checkpoint from elsewhere: resume with this command's config in a new run dir
+    if run_dir is None or not checkpoint.is_relative_to(log_dir_from(overrides).resolve()):
+        # a checkpoint from elsewhere: resume with this command's config in a new run dir; overrides
+        # found beside a checkpoint outside paths.log_dir are not replayed (they are not ours)
         return [*flags, *new]
-    original = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
-    original = [o for o in original if o.split("=", 1)[0] != "ckpt_path"]
+    original = replayed_overrides(run_dir)
+    print(f"Resuming {run_dir} with its overrides: {' '.join(original) or '(none)'}", file=sys.stderr)
     if any(arg.startswith("hydra.run.dir=") for arg in overrides):
         return [*flags, *original, *new]
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     return [*flags, *original, *new, f"hydra.run.dir={quoted(str(run_dir))}", f"hydra.output_subdir=.hydra/resumed-{stamp}"]
+
+
+def replayed_overrides(run_dir: Path) -> list[str]:
+    """The run's own command-line overrides, from its .hydra/overrides.yaml (a list of strings)."""
+    path = run_dir / ".hydra" / "overrides.yaml"
+    try:
+        original = yaml.safe_load(path.read_text()) or []
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot be read ({error.__class__.__name__})") from None
+    if not isinstance(original, list) or not all(isinstance(o, str) for o in original):
+        raise ConfigError(f"{path}: not a list of overrides")
+    return [o for o in original if o.split("=", 1)[0] != "ckpt_path"]
 
 
 def rewrite_argv() -> None:

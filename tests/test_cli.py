@@ -7,6 +7,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import TINY_RUN, run_cli
+from mnist_exp.checkpoints import read_checkpoint
 
 METRIC_KEYS = {"test/acc", "test/loss", "val/acc_best", "epochs", "fit_seconds", "checkpoint"}
 
@@ -26,7 +27,7 @@ def test_tiny_run_writes_config_events_checkpoints_and_metrics(synthetic, tmp_pa
     assert METRIC_KEYS <= metrics.keys()
     assert metrics["epochs"] == 2 and 0.0 <= metrics["test/acc"] <= 1.0 and metrics["fit_seconds"] > 0
     assert metrics["checkpoint"].startswith(str(run_dir / "checkpoints" / "epoch"))
-    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    last = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert last["epoch"] == 1  # the final epoch's weights, whatever the best one was
     assert metrics["tested"] == metrics["checkpoint"]  # test_checkpoint=best by default
     assert (run_dir / ".hydra" / "config.yaml").exists() and (run_dir / ".hydra" / "overrides.yaml").exists()

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tests.conftest import run_cli
+from mnist_exp.checkpoints import read_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +25,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(synthetic, tm
     last = run_dir / "checkpoints" / "last.ckpt"
     assert f"training loss is nan at epoch 1, step 20; training stopped (last good checkpoint: {last})" in output
     assert "Try a lower optimizer.lr or trainer.gradient_clip_val=1.0" in output
-    checkpoint = torch.load(last, weights_only=False)
+    checkpoint = read_checkpoint(last)
     assert checkpoint["epoch"] == 0 and checkpoint["global_step"] == 16  # the end of epoch 0, untouched
     assert all(torch.isfinite(t).all() for t in checkpoint["state_dict"].values() if t.is_floating_point())
     assert not (run_dir / "metrics.json").exists()

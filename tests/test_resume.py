@@ -11,11 +11,12 @@ import pytest
 import torch
 import yaml
 
-from mnist_exp.config import claim_dir
-from mnist_exp.resume import find_checkpoint, resume_arguments
+from mnist_exp.resume import resume_arguments
+from mnist_exp.rundirs import claim_dir, find_checkpoint
 from tests.conftest import SyntheticData, run_cli, write_synthetic
 from tests.helpers import stopped_run_dir
 from tests.test_cli import load_events
+from mnist_exp.checkpoints import read_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +56,7 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
     ours, theirs = (json.loads((d / "metrics.json").read_text()) for d in (run_dir, reference))
     for key in ("test/acc", "test/loss", "val/acc_best", "epochs"):
         assert ours[key] == theirs[key], key
-    ours, theirs = (torch.load(d / "checkpoints" / "last.ckpt", weights_only=False) for d in (run_dir, reference))
+    ours, theirs = (read_checkpoint(d / "checkpoints" / "last.ckpt") for d in (run_dir, reference))
     assert ours["global_step"] == theirs["global_step"] == 3 * STEPS_PER_EPOCH
     for name, tensor in theirs["state_dict"].items():
         assert torch.equal(ours["state_dict"][name], tensor), name
@@ -90,7 +91,7 @@ def test_sigterm_mid_epoch_then_ckpt_path_last_matches_the_uninterrupted_run(ref
     run_dir, output = interrupt(reference, log_dir, "SIGTERM", step=40)
     assert f"Stopped by SIGTERM: saved {run_dir}/checkpoints/last.ckpt (epoch 1, batch 11 of 29)" in output
     assert "Resume with: python -m mnist_exp ckpt_path=last" in output
-    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    saved = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert saved["global_step"] == 40 and saved["epoch"] == 1
 
     resume(reference, log_dir, "last")
@@ -116,7 +117,7 @@ def test_a_stop_at_an_epoch_end_keeps_that_epochs_checkpoint(reference, tmp_path
     log_dir = tmp_path / "outputs"
     run_dir, output = interrupt(reference, log_dir, "SIGTERM", step=2 * STEPS_PER_EPOCH, when="validation_end")
     assert f"Stopped by SIGTERM: kept {run_dir}/checkpoints/last.ckpt, saved at the end of the last finished epoch" in output
-    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2 * STEPS_PER_EPOCH
+    assert read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 2 * STEPS_PER_EPOCH
 
     # Resuming from an older checkpoint of the same run (epoch 0's best) repeats steps 29-57, which the
     # first run had already logged: TensorBoard shows the resumed run's, each step once.
@@ -131,7 +132,7 @@ def test_a_stop_during_validation_resumes_from_the_epoch_before(reference, tmp_p
     log_dir = tmp_path / "outputs"
     run_dir, output = interrupt(reference, log_dir, "SIGTERM", step=2 * STEPS_PER_EPOCH, when="validation_batch")
     assert f"Stopped by SIGTERM: kept {run_dir}/checkpoints/last.ckpt" in output
-    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == STEPS_PER_EPOCH
+    assert read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == STEPS_PER_EPOCH
     resume(reference, log_dir, "last")
     assert_same_run(run_dir, reference.run_dir)
 

@@ -21,7 +21,7 @@ BAD = [
     (["model.channels=abc"], "model.channels must be an integer >= 1, got 'abc'"),
     (["data.batch_size=2.5"], "data.batch_size must be an integer >= 1, got 2.5"),
     (["model.batch_norm=yes"], "model.batch_norm must be true or false, got 'yes'"),
-    (["trainer.precision=8-bit"], "trainer.precision must be one of 32-true"),
+    (["trainer.precision=8-bit"], "trainer.precision must be auto or one of 32-true"),
     (["test_checkpoint=first"], "test_checkpoint must be best or last, got 'first'"),
     (["model.chanels=32"], "model.chanels: no such config key (did you mean model.channels?)"),
     (["trainer.max_epoch=3"], "trainer.max_epoch: no such config key (did you mean trainer.max_epochs?)"),

@@ -71,13 +71,18 @@ class ResumableLoader(DataLoader):
         self.sampler.resume(state["epoch"], state["batches_done"])
 
 
-def load_split(folder: Path, images_file: str, labels_file: str) -> TensorBatches:
+def load_split(folder: Path, images_file: str, labels_file: str, num_classes: int) -> TensorBatches:
     images = torch.from_numpy(read_idx(folder / images_file).copy())
     labels = torch.from_numpy(read_idx(folder / labels_file).astype("int64"))
     if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
         raise ValueError(
             f"{folder}: {images_file} has shape {tuple(images.shape)} and {labels_file} has shape "
             f"{tuple(labels.shape)}; expected [N, H, W] images with N labels"
+        )
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"{folder}: {labels_file} has labels {int(labels.min())}..{int(labels.max())}, outside 0..{num_classes - 1} "
+            f"(data.num_classes={num_classes})"
         )
     return TensorBatches(images, labels)
 
@@ -131,7 +136,7 @@ class DigitsDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         folder = self._folder()
         if stage in (None, "fit", "validate") and self.train_set is None:
-            full = load_split(folder, self.files["train_images"]["file"], self.files["train_labels"]["file"])
+            full = load_split(folder, self.files["train_images"]["file"], self.files["train_labels"]["file"], self.num_classes)
             if self.train_size is not None and len(full) != self.train_size:
                 raise ValueError(
                     f"data.train_size is {self.train_size} but {self.files['train_images']['file']} holds {len(full)} images"
@@ -143,7 +148,7 @@ class DigitsDataModule(pl.LightningDataModule):
             self.train_set = TensorBatches(full.images[train_index], full.labels[train_index])
             self.val_set = TensorBatches(full.images[val_index], full.labels[val_index])
         if stage in (None, "test", "predict") and self.test_set is None:
-            self.test_set = load_split(folder, self.files["test_images"]["file"], self.files["test_labels"]["file"])
+            self.test_set = load_split(folder, self.files["test_images"]["file"], self.files["test_labels"]["file"], self.num_classes)
         self._move_to_training_device()
 
     def _move_to_training_device(self) -> None:

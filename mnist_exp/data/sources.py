@@ -153,18 +153,33 @@ def _hand_placement_help(target: Path, files: Mapping[str, str]) -> str:
     return f"To place the files by hand, copy these uncompressed IDX files into {target}/:\n{listing}"
 
 
+def file_problems(target: Path, files: Mapping[str, str]) -> dict[str, str]:
+    """file name -> what is wrong with it in `target` (missing, wrong SHA-256); empty when all verify."""
+    problems = {}
+    for file_name, expected in files.items():
+        path = target / file_name
+        if not path.is_file():
+            problems[file_name] = "missing"
+        elif (actual := sha256_of(path)) != expected:
+            problems[file_name] = f"SHA-256 mismatch (got {actual[:12]}…, expected {expected[:12]}…)"
+    return problems
+
+
 def ensure_files(name: str, files: Mapping[str, str], sources: Sequence, data_dir: str | Path) -> Path:
-    """Make sure `data_dir/name/` holds every file in `files` (file name -> SHA-256) and return that folder."""
+    """Make sure `data_dir/name/` holds every file in `files` (file name -> SHA-256) and return that folder.
+
+    Files that already verify are used without taking the fetch lock (so a read-only data dir works);
+    otherwise, under the lock, every source is tried in turn: any failure of one (a network error, a
+    truncated archive, a full disk) moves on to the next, and the final error lists each and why.
+    """
     target = Path(data_dir) / name
+    if target.is_dir() and not file_problems(target, files):
+        return target
     target.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target / ".fetch.lock")):
-        problems = {}
-        for file_name, expected in files.items():
-            path = target / file_name
-            if not path.exists():
-                problems[file_name] = "missing"
-            elif (actual := sha256_of(path)) != expected:
-                problems[file_name] = f"SHA-256 mismatch (got {actual[:12]}…, expected {expected[:12]}…)"
+        for stale in target.glob(".fetch-*"):  # left by a fetch that was killed; we hold the lock
+            shutil.rmtree(stale, ignore_errors=True)
+        problems = file_problems(target, files)
         if not problems:
             return target
         tried = [f"files in {target}: " + "; ".join(f"{f} {why}" for f, why in problems.items())]
@@ -178,12 +193,14 @@ def ensure_files(name: str, files: Mapping[str, str], sources: Sequence, data_di
                             raise SourceError(
                                 f"{file_name}: SHA-256 mismatch (got {actual[:12]}…, expected {files[file_name][:12]}…)"
                             )
-                except SourceError as error:
-                    log.warning("%s failed: %s", source, error)
-                    tried.append(f"{source}: {error}")
+                    for file_name, path in fetched.items():
+                        os.replace(path, target / file_name)
+                except Exception as error:  # whatever one source does wrong, the next one is tried
+                    reason = str(error) if isinstance(error, SourceError) else f"{error.__class__.__name__}: {error}"
+                    reason = " ".join(reason.split())[:300]
+                    log.warning("%s failed: %s", source, reason)
+                    tried.append(f"{source}: {reason}")
                     continue
-                for file_name, path in fetched.items():
-                    os.replace(path, target / file_name)
             log.info("Verified %s in %s (SHA-256 of %d files)", name, target, len(files))
             return target
         lines = "\n".join(f"  - {attempt}" for attempt in tried)

@@ -1,0 +1,15 @@
+"""The project's own expected errors, and how a command ends on one: a single line, exit status 1."""
+
+from __future__ import annotations
+
+import sys
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message is one line naming the key."""
+
+
+def exit_with(message: str) -> None:
+    """End the command with `Error: message` as its one line on stderr, exit status 1."""
+    print(f"Error: {message}", file=sys.stderr)
+    raise SystemExit(1)

@@ -1,0 +1,118 @@
+"""Run dirs: claiming them, finding their checkpoints, knowing which run is still going, writing results.
+
+A training run holds a lock on its dir for its whole life (`hold_run_lock`); the OS releases it when
+the process ends, however it ends. `ckpt_path=last` skips runs whose lock is held, and resuming a
+checkpoint of a running run is refused, so no two processes ever write into one run dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from filelock import FileLock, Timeout
+
+from mnist_exp.errors import ConfigError
+
+RUN_LOCK = ".running.lock"
+_held_here: set[Path] = set()  # run dirs this process holds (its own run is not "another running run")
+
+
+def claim_dir(path: str) -> str:
+    """`path`, or else `path-2`, `path-3`, ...: the first that does not exist yet, created here and now
+    (mkdir is atomic), so two runs started in the same second never share a dir."""
+    candidate, number = Path(path), 1
+    while True:
+        try:
+            candidate.mkdir(parents=True)
+            return str(candidate)
+        except FileExistsError:
+            number += 1
+            candidate = Path(f"{path}-{number}")
+
+
+@contextmanager
+def hold_run_lock(run_dir: Path) -> Iterator[None]:
+    """Mark `run_dir` as running for as long as the block lasts (and no longer than the process)."""
+    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
+        yield  # DDP's other processes share rank 0's run dir and lock
+        return
+    lock = FileLock(str(Path(run_dir) / RUN_LOCK))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigError(f"{run_dir} is in use by another running process; wait for it to end") from None
+    _held_here.add(Path(run_dir).resolve())
+    try:
+        yield
+    finally:
+        _held_here.discard(Path(run_dir).resolve())
+        lock.release()
+
+
+def is_running(run_dir: Path) -> bool:
+    """Whether a live process holds `run_dir`'s run lock."""
+    path = Path(run_dir) / RUN_LOCK
+    if not path.exists() or Path(run_dir).resolve() in _held_here:
+        return False
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    except OSError:  # a read-only dir: nobody can be writing into it
+        return False
+    lock.release()
+    return False
+
+
+def run_dir_of(checkpoint: Path) -> Path | None:
+    """RUN for RUN/checkpoints/NAME.ckpt, when RUN holds a Hydra run's .hydra/overrides.yaml."""
+    run_dir = checkpoint.parent.parent
+    return run_dir if (run_dir / ".hydra" / "overrides.yaml").is_file() else None
+
+
+def find_checkpoint(value: str, log_dir: Path) -> Path:
+    """`last`: the newest checkpoints/last.ckpt under log_dir of a run that is not running (runs and
+    sweep jobs); else a checkpoint file's path. ConfigError when there is none."""
+    if value == "last":
+        candidates = [p for p in Path(log_dir).glob("**/checkpoints/last.ckpt") if p.is_file()]
+        idle = [p for p in candidates if not is_running(p.parent.parent)]
+        if not idle:
+            running = f" ({len(candidates)} belong to runs still running)" if candidates else ""
+            raise ConfigError(f"ckpt_path=last: no checkpoints/last.ckpt under {log_dir}{running}")
+        return max(idle, key=lambda p: p.stat().st_mtime).resolve()
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"ckpt_path: {value} is a directory; give a checkpoint file (e.g. {value}/checkpoints/last.ckpt) or last")
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path: no such checkpoint file: {value}")
+    if is_running(path.resolve().parent.parent):
+        raise ConfigError(f"ckpt_path: {value} belongs to a run that is still running; wait for it to end")
+    return path.resolve()
+
+
+def write_json_atomically(path: Path, data: dict) -> None:
+    """Write JSON to a unique temp file beside `path`, then rename it into place: readers see the old
+    file or the new one, never half of one, and two writers never share a temp file."""
+    path = Path(path)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as tmp:
+        tmp.write(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp.name, path)
+
+
+def record_failure(run_dir: Path, error: BaseException, wall_seconds: float) -> str:
+    """Write failure.json into a sweep job's dir; return the error's first line."""
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    message = f"{error.__class__.__name__}: {first_line}" if first_line else error.__class__.__name__
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomically(
+        run_dir / "failure.json",
+        {"error": message, "wall_seconds": round(wall_seconds, 2), "traceback": traceback.format_exception(error)},
+    )
+    return message
