@@ -4,12 +4,17 @@
   python bench/run.py --only throughput    # table 1 only
   python bench/run.py --only time-to-99    # table 2 only
   python bench/run.py --only settings      # thread / loader-worker settings of the project
+  python bench/run.py --emulate-avx2       # every process under ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+  python bench/run.py --only precision     # fp32 against bf16 autocast, one quarter epoch each
+
+Every table names the hardware it ran on (CPU model, torch's CPU capability, native bf16 or not,
+the GPU if any) and the precision of each row: `auto` is resolved by mnist_exp/hardware.py.
 
 Table 1, one training epoch of the tutorial CNN (Adam 1e-3, batch 64), repeated --reps times
 in the order a, b, c, a, b, c, ...; medians:
   a  the tutorial's loop (per-item torchvision DataLoader, plain PyTorch)   bench/loops.py tutorial
   b  a raw in-memory PyTorch loop of the same model                          bench/loops.py inmemory
-  c  the project through its own entry point                                 python -m mnist_exp experiment=tutorial
+  c  the project through its own entry point, in fp32 like a and b          python -m mnist_exp experiment=tutorial trainer.precision=32-true
   c0 the same with the NCHW memory layout that a and b use                   ... module.channels_last=false
 Images/s count training batches only (each variant times its own training loop); s/epoch is
 60,000 / images/s; peak RSS is the whole process's. Table 2: wall time from process start to
@@ -33,13 +38,34 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+ENV = dict(os.environ)  # every measured process's environment (--emulate-avx2 adds the ISA caps)
+AVX2_EMULATION = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+HARDWARE = """
+import json
+from mnist_exp.hardware import describe, device_type, resolve_precision
+device = device_type("auto")
+print(json.dumps({**describe(device), "auto_precision": resolve_precision("auto", "auto")[0]}))
+"""
+
+
+def hardware_line() -> str:
+    """The hardware as the measured processes see it (in the same environment)."""
+    info = json.loads(subprocess.run([PYTHON, "-c", HARDWARE], cwd=ROOT, env=ENV, capture_output=True, text=True, check=True).stdout)
+    caps = ", ".join(f"{k}={v}" for k, v in info.get("isa_caps", {}).items())
+    kind = "native bf16 (AMX/AVX512-BF16)" if info["native_bf16_cpu"] and not caps else "no native bf16"
+    line = f"CPU {info['cpu']}, torch CPU capability {info['cpu_capability']} ({kind}), {info['cpu_threads']} threads"
+    if caps:
+        line += f", emulated older CPU: {caps}"
+    if info["gpu"]:
+        line += f"; GPU {info['gpu']}"
+    return line + f"; precision auto -> {info['auto_precision']}"
 
 
 def run_measured(command: list[str]) -> dict:
     """Run a command; return its wall seconds, peak RSS (MB) and output."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=ENV)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
         log.seek(0)
@@ -73,7 +99,8 @@ def project_variant(workdir: Path, *overrides: str) -> dict:
     run_dir = workdir / f"run-{time.monotonic_ns()}"
     result = run_measured([PYTHON, "-m", "mnist_exp", *overrides, f"hydra.run.dir={run_dir}"])
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    return {**result, "images_per_second": metrics.get("train_images_per_second", float("nan")), "test_acc": metrics["test/acc"], "epochs": metrics["epochs"]}
+    return {**result, "images_per_second": metrics.get("train_images_per_second", float("nan")), "test_acc": metrics["test/acc"],
+            "epochs": metrics["epochs"], "precision": metrics.get("precision", "?")}
 
 
 def median(rows: list[dict], key: str) -> float:
@@ -84,11 +111,11 @@ def throughput_table(reps: int, workdir: Path) -> str:
     variants = {
         "a. tutorial loop (torchvision DataLoader)": lambda: loop_variant("tutorial", workdir),
         "b. raw in-memory PyTorch loop": lambda: loop_variant("inmemory", workdir),
-        "c. mnist-exp (`python -m mnist_exp experiment=tutorial trainer.max_epochs=1`)": lambda: project_variant(
-            workdir, "experiment=tutorial", "trainer.max_epochs=1"
+        "c. mnist-exp (`python -m mnist_exp experiment=tutorial trainer.max_epochs=1 trainer.precision=32-true`)": lambda: project_variant(
+            workdir, "experiment=tutorial", "trainer.max_epochs=1", "trainer.precision=32-true"
         ),
         "c0. c in the NCHW layout of a and b (`module.channels_last=false`)": lambda: project_variant(
-            workdir, "experiment=tutorial", "trainer.max_epochs=1", "module.channels_last=false"
+            workdir, "experiment=tutorial", "trainer.max_epochs=1", "trainer.precision=32-true", "module.channels_last=false"
         ),
     }
     results: dict[str, list[dict]] = {name: [] for name in variants}
@@ -114,16 +141,16 @@ def throughput_table(reps: int, workdir: Path) -> str:
 
 
 def time_to_99_table(seeds: list[int], max_tutorial_epochs: int, workdir: Path) -> str:
-    lines = ["| recipe | seed | wall, process start to exit | epochs | test acc | reached 99.0% |", "|---|---|---|---|---|---|"]
+    lines = ["| recipe | seed | precision | wall, process start to exit | epochs | test acc | reached 99.0% |", "|---|---|---|---|---|---|---|"]
     fast_walls = []
     for seed in seeds:
         row = project_variant(workdir, "experiment=fast", f"seed={seed}")
         fast_walls.append(row["wall"])
-        lines.append(f"| `experiment=fast` | {seed} | {row['wall']:.1f} s | {row['epochs']} | {row['test_acc']:.2%} | {'yes' if row['test_acc'] >= 0.99 else 'no'} |")
+        lines.append(f"| `experiment=fast` | {seed} | {row['precision']} (auto) | {row['wall']:.1f} s | {row['epochs']} | {row['test_acc']:.2%} | {'yes' if row['test_acc'] >= 0.99 else 'no'} |")
         print(f"  fast seed {seed}: {row['wall']:.1f} s, {row['test_acc']:.4f}", file=sys.stderr)
     row = loop_variant("tutorial", workdir, "--epochs", str(max_tutorial_epochs), "--until", "0.99")
     reached = row["test_acc"] >= 0.99
-    lines.append(f"| tutorial loop until 99% | 0 | {row['wall']:.1f} s | {row['epochs']} | {row['test_acc']:.2%} | {'yes' if reached else f'no (stopped at {max_tutorial_epochs} epochs)'} |")
+    lines.append(f"| tutorial loop until 99% | 0 | 32-true | {row['wall']:.1f} s | {row['epochs']} | {row['test_acc']:.2%} | {'yes' if reached else f'no (stopped at {max_tutorial_epochs} epochs)'} |")
     fast = statistics.median(fast_walls)
     lines += ["", f"median `experiment=fast` wall: {fast:.1f} s; tutorial loop {'to 99%' if reached else 'without reaching 99%'}: {row['wall']:.1f} s ({row['wall'] / fast:.1f}x)"]
     return "\n".join(lines)
@@ -145,25 +172,45 @@ def settings_table(reps: int, workdir: Path) -> str:
     return "\n".join(lines)
 
 
+def precision_table(reps: int, workdir: Path) -> str:
+    """What bf16 autocast costs or gains on this CPU: the fast preset for a quarter epoch in each precision."""
+    precisions = ("32-true", "bf16-mixed")
+    results = {p: [] for p in precisions}
+    for _ in range(reps):
+        for precision in precisions:
+            results[precision].append(project_variant(
+                workdir, "experiment=fast", "trainer.max_epochs=1", "trainer.limit_train_batches=0.25", f"trainer.precision={precision}"))
+    lines = [f"| `experiment=fast`, a quarter epoch | images/s (median of {reps}) |", "|---|---|"]
+    lines += [f"| trainer.precision={p} | {median(rows, 'images_per_second'):,.0f} |" for p, rows in results.items()]
+    ratio = median(results["bf16-mixed"], "images_per_second") / median(results["32-true"], "images_per_second")
+    return "\n".join([*lines, "", f"bf16-mixed / 32-true = {ratio:.2f}"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["throughput", "time-to-99", "settings"])
+    parser.add_argument("--only", choices=["throughput", "time-to-99", "settings", "precision"])
+    parser.add_argument("--emulate-avx2", action="store_true", help="run every measured process as on an AVX2-only CPU")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--max-tutorial-epochs", type=int, default=15)
     args = parser.parse_args()
 
+    if args.emulate_avx2:
+        ENV.update(AVX2_EMULATION)
     ensure_mnist()
     sections = []
+    hardware = f"Hardware: {hardware_line()}"
     header = f"mnist-exp bench, {datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}"
     with tempfile.TemporaryDirectory(prefix="mnist-exp-bench-") as tmp:
         workdir = Path(tmp)
         if args.only in (None, "throughput"):
-            sections.append("### Throughput: one epoch, same model, optimizer and batch size\n\n" + throughput_table(args.reps, workdir))
+            sections.append("### Throughput: one epoch, same model, optimizer and batch size\n\n" + hardware + "\n\n" + throughput_table(args.reps, workdir))
         if args.only in (None, "time-to-99"):
-            sections.append("### Time to 99% test accuracy\n\n" + time_to_99_table(args.seeds, args.max_tutorial_epochs, workdir))
+            sections.append("### Time to 99% test accuracy\n\n" + hardware + "\n\n" + time_to_99_table(args.seeds, args.max_tutorial_epochs, workdir))
+        if args.only == "precision":
+            sections.append("### Precision: fp32 against bf16 autocast\n\n" + hardware + "\n\n" + precision_table(args.reps, workdir))
         if args.only == "settings":
-            sections.append("### Threads and loader workers\n\n" + settings_table(args.reps, workdir))
+            sections.append("### Threads and loader workers\n\n" + hardware + "\n\n" + settings_table(args.reps, workdir))
     report = f"{header}\n\n" + "\n\n".join(sections) + "\n"
     results_dir = ROOT / "outputs" / "bench"
     results_dir.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,6 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
-from torchvision.utils import make_grid
 
 
 class LogSampleInputs(pl.Callback):
@@ -26,6 +25,8 @@ class LogSampleInputs(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if trainer.current_epoch != 0 or batch_idx != 0:
             return
+        from torchvision.utils import make_grid
+
         images, labels = batch
         images, labels = images[: self.count].detach().float().cpu(), labels[: self.count].tolist()
         grid = make_grid(images, nrow=8, normalize=True, pad_value=1.0)

@@ -10,25 +10,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402
-import pytorch_lightning as pl  # noqa: E402
-import torch  # noqa: E402
-from pytorch_lightning.loggers import TensorBoardLogger  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-from torchmetrics import MetricCollection  # noqa: E402
-from torchmetrics.classification import (  # noqa: E402
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import TensorBoardLogger
+from rich.console import Console
+from rich.table import Table
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
     MulticlassConfusionMatrix,
     MulticlassF1Score,
     MulticlassPrecision,
     MulticlassRecall,
 )
 
+from mnist_exp.plots import pyplot
+
 
 def mistakes_figure(mistakes: list[tuple[torch.Tensor, int, int, float]]):
+    plt = pyplot()
     if not mistakes:
         figure = plt.figure(figsize=(4, 1))
         figure.text(0.5, 0.5, "no misclassified test images", ha="center", va="center")
@@ -86,6 +85,7 @@ class TestReport(pl.Callback):
         }
         if not trainer.is_global_zero:
             return
+        plt = pyplot()
         out_dir = Path(trainer.default_root_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "test_report.json").write_text(json.dumps(self.report, indent=2) + "\n")

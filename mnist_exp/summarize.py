@@ -81,10 +81,9 @@ def swept_parameters(rows: list[dict]) -> dict[str, list[str]]:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
+    from mnist_exp.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     done = [r for r in rows if r["status"] == "ok"]
     params = swept_parameters(done)

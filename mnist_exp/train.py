@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -20,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
 from mnist_exp import CONFIG_DIR
 from mnist_exp.checks import check_config
-from mnist_exp.resume import find_checkpoint
+from mnist_exp.hardware import describe, resolve_precision
+from mnist_exp.rundirs import find_checkpoint, hold_run_lock, record_failure, write_json_atomically
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,6 @@ def flatten(tree: dict, prefix: str = "") -> dict:
         else:
             flat[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
     return flat
-
-
-def write_json_atomically(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def print_summary(metrics: dict, run_dir: Path) -> None:
@@ -75,28 +69,14 @@ def threads_per_parallel_job() -> int | None:
     return max(1, cores // max(1, min(parallel, cores)))
 
 
-def record_failure(run_dir: Path, error: BaseException, wall_seconds: float) -> str:
-    """Write failure.json into a sweep job's dir; return the error's first line."""
-    import traceback
-
-    first_line = (str(error).strip().splitlines() or [""])[0]
-    message = f"{error.__class__.__name__}: {first_line}" if first_line else error.__class__.__name__
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomically(
-        run_dir / "failure.json",
-        {"error": message, "wall_seconds": round(wall_seconds, 2), "traceback": traceback.format_exception(error)},
-    )
-    return message
-
-
 def continued_history(logger_cfg: DictConfig, resume_from: Path | None) -> dict:
     """For a resumed run's TensorBoard logger: hide the events that the interrupted run logged after
     its checkpoint (SummaryWriter's purge_step), so every step shows once."""
     if resume_from is None or not str(logger_cfg.get("_target_", "")).endswith("TensorBoardLogger"):
         return {}
-    import torch
+    from mnist_exp.checkpoints import read_checkpoint
 
-    return {"purge_step": int(torch.load(resume_from, map_location="cpu", weights_only=False, mmap=True)["global_step"])}
+    return {"purge_step": int(read_checkpoint(resume_from)["global_step"])}
 
 
 def refuse_ddp_subprocesses_in_a_sweep(trainer) -> None:
@@ -140,19 +120,21 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
     )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = [instantiate(c, **continued_history(c, resume_from)) for c in (cfg.get("logger") or {}).values() if c]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    precision, why = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision)
+    log.info("Precision %s (%s)", precision, why)
     refuse_ddp_subprocesses_in_a_sweep(trainer)
 
     fit_started = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
     except SIGTERMException:  # a clean stop on SIGTERM or Ctrl+C (CheckpointOnInterrupt said what it saved)
         interrupt = next((c for c in callbacks if isinstance(c, CheckpointOnInterrupt)), None)
         raise SystemExit(128 + (signal.SIGINT if interrupt and interrupt.signal_name == "SIGINT" else signal.SIGTERM)) from None
     fit_seconds = time.perf_counter() - fit_started
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     tested_ckpt = best if cfg.get("test_checkpoint", "best") == "best" else ""  # "": the weights as trained
-    tested = trainer.test(module, datamodule=datamodule, ckpt_path=tested_ckpt or None, verbose=False)[0]
+    tested = trainer.test(module, datamodule=datamodule, ckpt_path=tested_ckpt or None, verbose=False, weights_only=True)[0]
 
     metrics = {
         "test/acc": float(tested["test/acc"]),
@@ -162,6 +144,8 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
         "fit_seconds": round(fit_seconds, 2),
         "checkpoint": best,
         "tested": tested_ckpt or "last",
+        "precision": str(precision),
+        "hardware": describe(trainer.strategy.root_device.type),
     }
     if resume_from:
         metrics["resumed_from"] = str(resume_from)
@@ -190,7 +174,8 @@ def main(cfg: DictConfig) -> float:
 
     started = time.perf_counter()
     try:
-        metrics = train(cfg, started)
+        with hold_run_lock(Path(cfg.paths.output_dir)):  # ckpt_path=last passes over a running run
+            metrics = train(cfg, started)
     except Exception as error:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             # One failed job must not end the sweep: record it (the sweep summary lists it and the

@@ -36,7 +36,7 @@ def test_option_composes_and_instantiates(group, option, synthetic, tmp_path):
     module = DigitClassifier(net, optimizer, scheduler)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     loggers = [instantiate(c) for c in cfg.logger.values()]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, accelerator="cpu", max_epochs=1)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, accelerator="cpu", max_epochs=1, precision="32-true")
     assert isinstance(trainer, pl.Trainer)
     transforms = instantiate(cfg.transforms)
     batch = transforms(torch.zeros(4, 28, 28, dtype=torch.uint8), augment=True)
@@ -65,7 +65,7 @@ def test_tutorial_preset_is_the_seed_recipe():
     model = cfg.model
     assert (model.channels, model.hidden, model.kernel_size, model.dropout) == (16, 128, 3, 0.0)
     assert not model.batch_norm and model.convs_per_block == 1
-    assert cfg.module.label_smoothing == 0.0 and cfg.module.tta_shifts == 0 and cfg.trainer.precision == "32-true"
+    assert cfg.module.label_smoothing == 0.0 and cfg.module.tta_shifts == 0 and cfg.trainer.precision == "auto"
 
 
 def test_presets_apply_on_top_of_the_defaults_and_yield_to_the_command_line():
