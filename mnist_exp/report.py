@@ -26,23 +26,31 @@ from torchmetrics.classification import (
 from mnist_exp.plots import pyplot
 
 
-def mistakes_figure(mistakes: list[tuple[torch.Tensor, int, int, float]]):
+def mistakes_figure(mistakes: list[tuple[torch.Tensor, int, int, float]], columns: int = 8):
+    """The misclassified images in one grid, each titled "true → predicted (confidence)".
+
+    One axes holding one image of all tiles (with a band above each for its title) draws and saves
+    several times faster than a subplot per image, a second or two of every run's end."""
     plt = pyplot()
     if not mistakes:
         figure = plt.figure(figsize=(4, 1))
         figure.text(0.5, 0.5, "no misclassified test images", ha="center", va="center")
         return figure
     images, truths, predictions, confidences = zip(*mistakes)
-    columns = 8
-    rows = max(1, -(-len(images) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.5), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, truth, prediction, confidence in zip(axes.flat, images, truths, predictions, confidences):
-        ax.imshow(image.squeeze(0).numpy(), cmap="gray", vmin=0.0, vmax=1.0)
-        ax.set_title(f"{truth} → {prediction} ({confidence:.2f})", fontsize=8)
+    height, width = images[0].shape[-2:]
+    band, gap = height // 2, 4  # room for the title above each tile, space between tiles
+    rows = -(-len(images) // columns)
+    cell_h, cell_w = height + band + gap, width + gap
+    canvas = torch.ones(rows * cell_h, columns * cell_w)
+    figure = plt.figure(figsize=(columns * 1.3, rows * 1.5))
+    ax = figure.add_axes((0, 0, 1, 0.94))
+    ax.axis("off")
+    for i, (image, truth, prediction, confidence) in enumerate(zip(images, truths, predictions, confidences)):
+        top, left = (i // columns) * cell_h + band, (i % columns) * cell_w
+        canvas[top : top + height, left : left + width] = image.reshape(-1, height, width)[0]
+        ax.text(left + width / 2, top - 2, f"{truth} → {prediction} ({confidence:.2f})", ha="center", va="bottom", fontsize=8)
+    ax.imshow(canvas.numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     figure.suptitle("misclassified test images: true → predicted (confidence)", fontsize=10)
-    figure.tight_layout()
     return figure
 
 

@@ -36,11 +36,16 @@ def claim_dir(path: str) -> str:
             candidate = Path(f"{path}-{number}")
 
 
+def is_ddp_helper_process() -> bool:
+    """One of the extra processes Lightning's DDP starts: it works in rank 0's run dir, under rank 0's lock."""
+    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+
+
 @contextmanager
 def hold_run_lock(run_dir: Path) -> Iterator[None]:
     """Mark `run_dir` as running for as long as the block lasts (and no longer than the process)."""
-    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
-        yield  # DDP's other processes share rank 0's run dir and lock
+    if is_ddp_helper_process():
+        yield
         return
     lock = FileLock(str(Path(run_dir) / RUN_LOCK))
     try:
@@ -58,7 +63,7 @@ def hold_run_lock(run_dir: Path) -> Iterator[None]:
 def is_running(run_dir: Path) -> bool:
     """Whether a live process holds `run_dir`'s run lock."""
     path = Path(run_dir) / RUN_LOCK
-    if not path.exists() or Path(run_dir).resolve() in _held_here:
+    if not path.exists() or Path(run_dir).resolve() in _held_here or is_ddp_helper_process():
         return False
     lock = FileLock(str(path))
     try:

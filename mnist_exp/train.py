@@ -149,9 +149,11 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
     }
     if resume_from:
         metrics["resumed_from"] = str(resume_from)
-    rates = next((c.epoch_rates for c in callbacks if isinstance(c, TrainThroughput)), [])
-    if rates:
-        metrics["train_images_per_second"] = round(statistics.median(rates), 1)
+    throughput = next((c for c in callbacks if isinstance(c, TrainThroughput)), None)
+    if throughput and throughput.epoch_rates:
+        metrics["train_images_per_second"] = round(statistics.median(throughput.epoch_rates), 1)
+    if throughput and throughput.first_step_at:
+        metrics["first_train_step_at"] = round(throughput.first_step_at, 3)  # Unix time: start-up, seen from outside
     metrics["wall_seconds"] = round(time.perf_counter() - started, 2)
     if not trainer.is_global_zero:  # under DDP, rank 0 alone writes the results
         return metrics

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 
 from tests.conftest import run_cli, write_synthetic
 from mnist_exp.checkpoints import read_checkpoint
