@@ -1,11 +1,15 @@
 """The real CLI, run as a subprocess with tiny limits on synthetic data."""
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 import pytest
-import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from mnist_exp import PROJECT_ROOT
 from tests.conftest import TINY_RUN, run_cli
 from mnist_exp.checkpoints import read_checkpoint
 
@@ -45,6 +49,15 @@ def test_tiny_run_writes_config_events_checkpoints_and_metrics(synthetic, tmp_pa
 
     assert "tensorboard --logdir" in result.stdout and "test accuracy" in result.stdout
 
+    # One line per epoch in a redirected run's output and in train.log; no Lightning advert.
+    epoch_line = re.compile(r"epoch (\d)/2  train loss \d\.\d{4} acc [\d.]+%  val loss \d\.\d{4} acc [\d.]+%( \(new best\))?  "
+                            r"[\d.]+ s, [\d,]+ images/s$")
+    log = (run_dir / "train.log").read_text()
+    for text in (result.stdout, log):
+        epochs = [m.group(1) for line in text.splitlines() if (m := epoch_line.search(line))]
+        assert epochs == ["1", "2"], text[-3000:]
+        assert "(new best)" in text and "Tip:" not in text
+
 
 @pytest.mark.slow
 def test_sgd_onecycle_csv_wider_model_runs(synthetic, tmp_path):
@@ -68,3 +81,31 @@ def test_checksum_mismatch_stops_before_training_with_a_clear_error(synthetic, t
     assert "Traceback" not in output
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()
     assert not list(run_dir.glob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_on_a_terminal_each_epoch_line_prints_once_and_reaches_train_log(synthetic, tmp_path):
+    """With a rich progress bar drawing on a terminal, the epoch lines go through its console."""
+    run_dir = tmp_path / "run"
+    main_fd, child_fd = os.openpty()
+    command = [sys.executable, "-m", "mnist_exp", *synthetic.overrides(), *TINY_RUN, f"hydra.run.dir={run_dir}"]
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=child_fd, stderr=child_fd,
+                               env={**os.environ, "COLUMNS": "200", "HYDRA_FULL_ERROR": "0"})
+    os.close(child_fd)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(main_fd, 1 << 16)
+            except OSError:  # the terminal closed: the run ended
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(main_fd)
+        assert process.wait(timeout=300) == 0
+    screen = b"".join(chunks).decode(errors="replace")
+    assert screen.count("epoch 1/2  train loss") == 1 and screen.count("epoch 2/2  train loss") == 1
+    log = (run_dir / "train.log").read_text()
+    assert log.count("epoch 1/2  train loss") == 1 and log.count("epoch 2/2  train loss") == 1
