@@ -1,13 +1,20 @@
-"""Summarize a sweep: one row per job, sorted by best validation accuracy.
+"""Tables of runs: a sweep's jobs, or every run under a dir, with their status and metrics.
 
-  python -m mnist_exp.summarize SWEEP_DIR
+  python -m mnist_exp.summarize SWEEP_DIR                        # a sweep: summary.csv/.md/.png in it
+  python -m mnist_exp.summarize outputs/                         # every run and sweep job under outputs/
+  python -m mnist_exp.summarize outputs/ --sort test_acc --where optimizer=sgd --where model.channels=32
 
-Reads each job dir's .hydra/overrides.yaml, metrics.json (finished) or failure.json (failed),
-so it works on any sweep dir, whatever the sweeper or launcher, also after a crash or while
-jobs still run (status `running`). Writes summary.csv, summary.md and summary.png (the metric
-against each swept parameter) into the sweep dir and prints the table. Every multirun does this
-at its end through `SweepSummary`, a Hydra callback (conf/hydra/default.yaml), and then exits
-non-zero if any job failed.
+Reads each run dir's .hydra/ files and metrics.json (finished) or failure.json (failed), so it
+works whatever the sweeper or launcher, also after a crash or while runs go on. A run's status is
+`ok`, `failed: <first line of the error>`, `running` (its process still holds the run's lock) or
+`stopped` (`stopped, resumable` when it left a checkpoints/last.ckpt: `ckpt_path=last` resumes it).
+A sweep dir (one with Hydra's multirun.yaml) gets summary.csv, summary.md and summary.png (the
+metric against each swept parameter), sorted by best validation accuracy; any other dir gets
+runs.csv and runs.md. `--sort COLUMN` orders by a column (numbers high to low, text A to Z);
+`--where KEY=VALUE` keeps runs whose config group option (`optimizer=sgd`) or config value
+(`model.channels=32`) matches. Every multirun ends with its sweep's summary through
+`SweepSummary`, a Hydra callback (conf/hydra/default.yaml), and then exits non-zero if any job
+failed.
 """
 
 from __future__ import annotations
@@ -16,12 +23,14 @@ import csv
 import io
 import json
 import sys
+import time
 from pathlib import Path
 
 import yaml
 from hydra.experimental.callback import Callback
 
 COLUMNS = ["job", "overrides", "status", "val_acc_best", "test_acc", "epochs", "wall_seconds", "run_dir"]
+RUN_COLUMNS = ["started", "run", "overrides", "status", "val_acc_best", "test_acc", "epochs", "wall_seconds"]
 METRIC = "val_acc_best"
 
 
@@ -30,40 +39,110 @@ def job_number(job_dir: Path) -> int:
     return int(head) if head.isdigit() else -1
 
 
+def status_of(run_dir: Path) -> tuple[str, dict]:
+    """(status, metrics): ok, failed: ..., running, stopped or stopped, resumable."""
+    from mnist_exp.rundirs import is_running
+
+    metrics_file, failure_file = run_dir / "metrics.json", run_dir / "failure.json"
+    failed = failure_file.exists() and (not metrics_file.exists() or failure_file.stat().st_mtime >= metrics_file.stat().st_mtime)
+    if failed:
+        failure = json.loads(failure_file.read_text())
+        return f"failed: {failure['error']}", {"wall_seconds": failure.get("wall_seconds", "")}
+    if metrics_file.exists():
+        metrics = json.loads(metrics_file.read_text())
+        return "ok", {
+            "val_acc_best": round(metrics["val/acc_best"], 6),
+            "test_acc": round(metrics["test/acc"], 6),
+            "epochs": metrics["epochs"],
+            "wall_seconds": metrics.get("wall_seconds", ""),
+        }
+    if is_running(run_dir):
+        return "running", {}
+    return ("stopped, resumable" if (run_dir / "checkpoints" / "last.ckpt").is_file() else "stopped"), {}
+
+
+def run_row(run_dir: Path, columns: list[str]) -> dict:
+    overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    row = {column: "" for column in columns}
+    status, metrics = status_of(run_dir)
+    row.update(overrides=",".join(overrides), status=status, **metrics)
+    return row
+
+
+def sort_rows(rows: list[dict], key: str = METRIC) -> list[dict]:
+    """Finished runs first; numbers high to low, text A to Z."""
+    order = {"ok": 0, "running": 1}
+    numeric = any(isinstance(r.get(key), (int, float)) for r in rows)
+    if numeric:
+        return sorted(rows, key=lambda r: (order.get(r["status"], 2), -(r.get(key) or 0.0), str(r.get("run", r.get("job")))))
+    return sorted(rows, key=lambda r: (str(r.get(key, "")), order.get(r["status"], 2)))
+
+
 def collect(sweep_dir: str | Path) -> list[dict]:
+    """One row per job of a sweep dir, best validation accuracy first."""
     sweep_dir = Path(sweep_dir)
     rows = []
     for overrides_file in sweep_dir.glob("*/.hydra/overrides.yaml"):
         job_dir = overrides_file.parent.parent
-        overrides = yaml.safe_load(overrides_file.read_text()) or []
-        row = {column: "" for column in COLUMNS}
-        row.update(job=job_number(job_dir), overrides=",".join(overrides), run_dir=job_dir.name, status="running")
-        if (job_dir / "metrics.json").exists():
-            metrics = json.loads((job_dir / "metrics.json").read_text())
-            row.update(
-                status="ok",
-                val_acc_best=round(metrics["val/acc_best"], 6),
-                test_acc=round(metrics["test/acc"], 6),
-                epochs=metrics["epochs"],
-                wall_seconds=metrics.get("wall_seconds", ""),
-            )
-        elif (job_dir / "failure.json").exists():
-            failure = json.loads((job_dir / "failure.json").read_text())
-            row.update(status=f"failed: {failure['error']}", wall_seconds=failure.get("wall_seconds", ""))
+        rows.append({**run_row(job_dir, COLUMNS), "job": job_number(job_dir), "run_dir": job_dir.name})
+    return sort_rows(rows)
+
+
+def is_training_run(run_dir: Path) -> bool:
+    """A training run's dir (evaluate leaves .hydra/ dirs too)."""
+    hydra_file = run_dir / ".hydra" / "hydra.yaml"
+    if not hydra_file.is_file():
+        return True
+    job = (yaml.safe_load(hydra_file.read_text()) or {}).get("hydra", {}).get("job", {})
+    return job.get("name", "train") == "train"
+
+
+def matches(run_dir: Path, where: dict[str, str]) -> bool:
+    """Whether each KEY=VALUE holds: a config group's chosen option, or a value in the run's config."""
+    if not where:
+        return True
+    from omegaconf import OmegaConf
+
+    hydra_file, config_file = run_dir / ".hydra" / "hydra.yaml", run_dir / ".hydra" / "config.yaml"
+    choices = (yaml.safe_load(hydra_file.read_text()) or {}).get("hydra", {}).get("runtime", {}).get("choices", {}) if hydra_file.is_file() else {}
+    config = OmegaConf.load(config_file) if config_file.is_file() else OmegaConf.create()
+    for key, wanted in where.items():
+        if key in choices:
+            value = choices[key]
+        else:
+            try:
+                value = OmegaConf.select(config, key, default=None)
+            except Exception:  # an interpolation that needs Hydra's runtime
+                value = None
+        if str(value) != wanted:
+            return False
+    return True
+
+
+def collect_runs(root: str | Path, where: dict[str, str] | None = None, sort: str = METRIC) -> list[dict]:
+    """One row per training run and sweep job anywhere under root."""
+    root = Path(root)
+    rows = []
+    for overrides_file in sorted(root.glob("**/.hydra/overrides.yaml")):
+        run_dir = overrides_file.parent.parent
+        if not is_training_run(run_dir) or not matches(run_dir, where or {}):
+            continue
+        started = (run_dir / ".hydra" / "config.yaml").stat().st_mtime if (run_dir / ".hydra" / "config.yaml").exists() else overrides_file.stat().st_mtime
+        row = run_row(run_dir, RUN_COLUMNS)
+        row.update(started=time.strftime("%Y-%m-%d %H:%M", time.localtime(started)), run=str(run_dir.relative_to(root)))
         rows.append(row)
-    order = {"ok": 0, "running": 1}
-    return sorted(rows, key=lambda r: (order.get(r["status"], 2), -(r[METRIC] or 0.0), r["job"]))
+    return sort_rows(rows, sort)
 
 
-def to_markdown(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(row[c]).replace("|", "\\|") for c in COLUMNS) + " |" for row in rows]
+def to_markdown(rows: list[dict], columns: list[str] = COLUMNS) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row[c]).replace("|", "\\|") for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
-def to_csv(rows: list[dict]) -> str:
+def to_csv(rows: list[dict], columns: list[str] = COLUMNS) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
@@ -108,14 +187,14 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
-def print_table(rows: list[dict], title: str) -> None:
+def print_table(rows: list[dict], title: str, columns: list[str] = COLUMNS) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    shown = [c for c in COLUMNS if c != "run_dir"]  # the run dir repeats the overrides; it is in the files
+    shown = [c for c in columns if c != "run_dir"]  # the run dir repeats the overrides; it is in the files
     table = Table(title=title, title_justify="left")
     for column in shown:
-        table.add_column(column, overflow="fold", justify="left" if column in ("overrides", "status") else "right")
+        table.add_column(column, overflow="fold", justify="left" if column in ("overrides", "status", "run", "started") else "right")
     for row in rows:
         style = "red" if row["status"].startswith("failed") else None
         table.add_row(*[f"{row[c]:.4f}" if isinstance(row[c], float) and c != "wall_seconds" else str(row[c]) for c in shown], style=style)
@@ -132,6 +211,16 @@ def summarize(sweep_dir: str | Path) -> list[dict]:
     return rows
 
 
+def summarize_runs(root: str | Path, where: dict[str, str] | None = None, sort: str = METRIC) -> list[dict]:
+    root = Path(root)
+    rows = collect_runs(root, where, sort)
+    (root / "runs.csv").write_text(to_csv(rows, RUN_COLUMNS))
+    (root / "runs.md").write_text(to_markdown(rows, RUN_COLUMNS))
+    filters = "".join(f", {k}={v}" for k, v in (where or {}).items())
+    print_table(rows, f"runs under {root} ({len(rows)}{filters}; by {sort})", RUN_COLUMNS)
+    return rows
+
+
 class SweepSummary(Callback):
     """Hydra callback: summarize the sweep dir when a multirun ends; exit 1 if any job failed."""
 
@@ -144,18 +233,32 @@ class SweepSummary(Callback):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1 or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    sweep_dir = Path(argv[0])
-    if not sweep_dir.is_dir():
-        print(f"{sweep_dir}: no such directory", file=sys.stderr)
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mnist_exp.summarize", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dir", type=Path, help="a sweep dir, or any dir holding runs (e.g. outputs/)")
+    parser.add_argument("--sort", default=METRIC, help=f"column to order by (default {METRIC})")
+    parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE", help="keep matching runs (repeatable)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if not args.dir.is_dir():
+        print(f"Error: {args.dir}: no such directory", file=sys.stderr)
         return 2
-    rows = summarize(sweep_dir)
+    if any("=" not in w for w in args.where):
+        print(f"Error: --where takes KEY=VALUE, got {next(w for w in args.where if '=' not in w)}", file=sys.stderr)
+        return 2
+    where = dict(w.split("=", 1) for w in args.where)
+    if (args.dir / "multirun.yaml").is_file() and not where and args.sort == METRIC:
+        rows = summarize(args.dir)
+    else:
+        columns = RUN_COLUMNS
+        if args.sort not in columns:
+            print(f"Error: --sort {args.sort}: not a column; choose from {', '.join(columns)}", file=sys.stderr)
+            return 2
+        rows = summarize_runs(args.dir, where, args.sort)
     if not rows:
-        print(f"{sweep_dir}: no job dirs (with .hydra/overrides.yaml) found", file=sys.stderr)
-        return 2
+        print(f"{args.dir}: no runs (dirs with .hydra/overrides.yaml) found" + (" that match" if where else ""), file=sys.stderr)
+        return 1 if where else 2
     return 0
 
 

@@ -20,21 +20,10 @@ import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
 from mnist_exp import CONFIG_DIR
 from mnist_exp.checks import check_config
 from mnist_exp.hardware import describe, resolve_precision
+from mnist_exp.hparams import log_experiment
 from mnist_exp.rundirs import find_checkpoint, hold_run_lock, record_failure, write_json_atomically
 
 log = logging.getLogger(__name__)
-
-
-def flatten(tree: dict, prefix: str = "") -> dict:
-    """{"a": {"b": 1}} -> {"a.b": 1}, the same keys a command-line override uses."""
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
-    return flat
 
 
 def print_summary(metrics: dict, run_dir: Path) -> None:
@@ -96,7 +85,6 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
     """Fit, test the best checkpoint on the official test set, write metrics.json; return the metrics."""
     import pytorch_lightning as pl
     import torch
-    from pytorch_lightning.loggers import TensorBoardLogger
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from mnist_exp.callbacks import CheckpointOnInterrupt, TrainThroughput
@@ -158,12 +146,7 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
     if not trainer.is_global_zero:  # under DDP, rank 0 alone writes the results
         return metrics
     write_json_atomically(run_dir / "metrics.json", metrics)
-    params = flatten(OmegaConf.to_container(cfg, resolve=True))
-    hparam_metrics = {k: metrics[k] for k in ("test/acc", "test/loss", "val/acc_best")}
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(params, metrics=hparam_metrics)
-            logger.finalize("success")
+    log_experiment(trainer, cfg, metrics, str(precision))  # TensorBoard: HParams entry, chart layout
     print_summary(metrics, run_dir)
     return metrics
 

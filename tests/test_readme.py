@@ -73,3 +73,18 @@ def test_ddp_commands_compose(command):
     result = run_cli([*shlex.split(command)[3:], "--cfg", "job"], timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "strategy:" in result.stdout
+
+
+RUNS = code_block_after("### Which run was best?")
+
+
+def test_runs_table_commands_run_as_written(tmp_path):
+    from mnist_exp.summarize import main as summarize_main
+    from tests.test_runs_table import outputs
+
+    root = outputs(tmp_path)
+    assert len(RUNS) == 2
+    for command in RUNS:
+        args = shlex.split(command)[3:]
+        assert args[0] == "outputs/"
+        assert summarize_main([str(root), *args[1:]]) == 0

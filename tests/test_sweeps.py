@@ -130,31 +130,6 @@ def test_two_sweeps_started_in_the_same_second_get_different_dirs(synthetic, tmp
     assert len(sweeps) == 2 and len(set(sweeps)) == 2
 
 
-def test_every_job_logs_its_config_and_final_metrics_to_the_hparams_view(synthetic, tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    sweep = tmp_path / "sweep"
-    result = run_cli(["-m", *synthetic.overrides(), *SWEEP_RUN, "model.channels=4,8", f"hydra.sweep.dir={sweep}"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    for job_dir in (p for p in sweep.iterdir() if p.is_dir()):
-        hparams = EventAccumulator(str(job_dir)).Reload().PluginTagToContent("hparams")
-        assert b"model.channels" in hparams["_hparams_/session_start_info"]
-        assert b"val/acc_best" in hparams["_hparams_/experiment"]
-
-
-def test_summary_of_a_sweep_still_running_marks_unfinished_jobs(tmp_path):
-    from mnist_exp.summarize import collect
-
-    for number, done in ((0, True), (1, False)):
-        job = tmp_path / f"{number}_seed={number}"
-        (job / ".hydra").mkdir(parents=True)
-        (job / ".hydra" / "overrides.yaml").write_text(f"- seed={number}\n")
-        if done:
-            (job / "metrics.json").write_text(json.dumps({"val/acc_best": 0.9, "test/acc": 0.91, "epochs": 1, "wall_seconds": 3.0}))
-    rows = collect(tmp_path)
-    assert [(r["job"], r["status"]) for r in rows] == [(0, "ok"), (1, "running")]
-
-
 def test_slurm_launcher_config_composes_with_the_usual_knobs():
     result = run_cli(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=4",
                       "--cfg", "hydra"], timeout=120)

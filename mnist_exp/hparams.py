@@ -1,0 +1,117 @@
+"""What TensorBoard shows of a run: the parameters that define the experiment, and chart layouts.
+
+The HParams tab gets the chosen option of each config group by name (`optimizer: sgd`,
+`experiment: fast`), then the keys that define the model, optimizer, schedule, data and training
+(in a sweep the swept keys lead; in a single run its command-line overrides), and the metrics
+`test/acc`, `test/loss`, `val/acc_best`, `fit_seconds`. Paths, callbacks, loggers and Hydra
+internals stay out (the whole config is in the run's .hydra/config.yaml).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from omegaconf import DictConfig, OmegaConf
+
+# Config groups whose chosen option names the experiment (hydra/*, paths, logger, callbacks do not).
+GROUPS = ("experiment", "data", "model", "transforms", "optimizer", "scheduler", "trainer", "hparams_search")
+# Subtrees whose scalar values are parameters, and single keys.
+SUBTREES = ("model", "optimizer", "scheduler.scheduler", "module")
+KEYS = ("seed", "data.batch_size", "data.val_size", "transforms.mean", "transforms.std", "trainer.max_epochs",
+        "test_checkpoint")
+LEFT_OUT = ("_target_", "_partial_", "_recursive_", "_convert_", "num_classes", "compile")
+METRICS = ("test/acc", "test/loss", "val/acc_best", "fit_seconds")
+# Custom scalars: train and validation on one chart each for loss and accuracy.
+LAYOUT = {
+    "train and validation": {
+        "loss": ["Multiline", ["train/loss", "val/loss"]],
+        "accuracy": ["Multiline", ["train/acc", "val/acc"]],
+    }
+}
+
+
+def plain(value: Any) -> Any:
+    """A value TensorBoard's HParams accepts (bool, number or string)."""
+    return value if isinstance(value, (bool, int, float, str)) else str(value)
+
+
+def experiment_params(cfg: DictConfig, choices: Mapping[str, Any], leading: list[str], precision: str) -> dict:
+    """The parameters of one run, in display order: the `leading` keys, group choices, then the rest."""
+    params: dict[str, Any] = {}
+    for subtree in SUBTREES:
+        node = OmegaConf.select(cfg, subtree)
+        if OmegaConf.is_dict(node):
+            for key, value in OmegaConf.to_container(node, resolve=True).items():
+                if key not in LEFT_OUT and not isinstance(value, (dict, list)):
+                    params[f"{subtree}.{key}"] = plain(value)
+    for key in KEYS:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not OmegaConf.is_config(value):
+            params[key] = plain(value)
+    params["trainer.precision"] = precision
+    groups = {group: str(choices.get(group)) for group in GROUPS if choices.get(group) is not None}
+    swept = {}
+    for key in leading:
+        if key in params:
+            swept[key] = params.pop(key)
+        elif key in groups:
+            swept[key] = groups.pop(key)
+    return {**swept, **groups, **params}
+
+
+def hparams_summaries(params: Mapping[str, Any], leading: set[str]) -> tuple:
+    """TensorBoard's HParams records for one run: the experiment (its columns, with the run's own
+    override keys marked as differing, which TensorBoard sorts first), the session start and end.
+
+    torch's `hparams` builds them; the `differs` marks are added here, since neither it nor
+    Lightning's log_hyperparams can set them (a sweep's swept keys would sit among the rest in name
+    order)."""
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+    from torch.utils.tensorboard.summary import hparams
+
+    experiment, session_start, session_end = hparams(dict(params), {tag: 0.0 for tag in METRICS})
+    content = experiment.value[0].metadata.plugin_data
+    data = HParamsPluginData.FromString(content.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in leading
+    content.content = data.SerializeToString()
+    return experiment, session_start, session_end
+
+
+def leading_keys(hydra) -> list[str]:
+    """The keys to show first: in a sweep the swept ones (the multirun's sweep overrides, e.g.
+    `model.channels=8,16`, and an Optuna search space), in a single run its command-line overrides."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
+
+    if hydra.mode != RunMode.MULTIRUN:
+        return [o.lstrip("+~").split("=", 1)[0] for o in hydra.overrides.task]
+    keys = list((hydra.sweeper.get("params") or {}).keys())
+    multirun = Path(hydra.sweep.dir) / "multirun.yaml"  # the sweep's own command line, written by Hydra
+    if multirun.is_file():
+        task = list(OmegaConf.load(multirun).hydra.overrides.task)
+        keys += [o.key_or_group for o in OverridesParser.create().parse_overrides(task) if o.is_sweep_override()]
+    return list(dict.fromkeys(keys))
+
+
+def log_experiment(trainer, cfg: DictConfig, metrics: Mapping[str, Any], precision: str) -> None:
+    """The HParams entry, the metrics it shows and the chart layout, for each TensorBoard logger."""
+    from hydra.core.hydra_config import HydraConfig
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    hydra = HydraConfig.get() if HydraConfig.initialized() else None
+    choices = dict(hydra.runtime.choices) if hydra else {}
+    leading = leading_keys(hydra) if hydra else []
+    params = experiment_params(cfg, choices, leading, precision)
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            writer = logger.experiment
+            file_writer = writer._get_file_writer()  # reopened after the test stage closed it (as Lightning does)
+            for summary in hparams_summaries(params, set(leading)):
+                file_writer.add_summary(summary)
+            # HParams shows each metric's last value in the run; test/* and val/acc_best are logged already.
+            writer.add_scalar("fit_seconds", metrics["fit_seconds"], trainer.global_step)
+            writer.add_custom_scalars(LAYOUT)
+            logger.hparams.update(params)  # hparams.yaml
+            logger.finalize("success")

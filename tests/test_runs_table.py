@@ -1,0 +1,90 @@
+"""The table of all runs: status of each, sort and filter by config, csv and markdown out."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+
+from mnist_exp.summarize import collect, main as summarize_main
+from tests.test_hostile_files import HOLD_LOCK
+
+
+def fake_run(run_dir, overrides, choices, config, metrics=None, failure=None, last_ckpt=False, job="train"):
+    """A run dir as a training run (or evaluate) leaves it."""
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (run_dir / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"job": {"name": job}, "runtime": {"choices": choices}}}))
+    if metrics:
+        (run_dir / "metrics.json").write_text(json.dumps({"epochs": 2, "wall_seconds": 5.0, **metrics}))
+    if failure:
+        (run_dir / "failure.json").write_text(json.dumps({"error": failure, "wall_seconds": 1.0}))
+    if last_ckpt:
+        (run_dir / "checkpoints").mkdir()
+        (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    return run_dir
+
+
+def outputs(tmp_path):
+    out = tmp_path / "outputs"
+    adam, sgd = {"optimizer": "adam", "model": "cnn"}, {"optimizer": "sgd", "model": "cnn"}
+    fake_run(out / "2026-11-28/10-00-00", [], adam, {"model": {"channels": 16}}, {"val/acc_best": 0.95, "test/acc": 0.96})
+    fake_run(out / "multirun/2026-11-28/11-00-00/0_model.channels=32", ["optimizer=sgd", "model.channels=32"], sgd,
+             {"model": {"channels": 32}}, {"val/acc_best": 0.97, "test/acc": 0.95})
+    fake_run(out / "multirun/2026-11-28/11-00-00/1_model.channels=64", ["optimizer=sgd", "model.channels=64"], sgd,
+             {"model": {"channels": 64}}, failure="ConfigError: bad")
+    fake_run(out / "2026-11-28/12-00-00", ["trainer.max_epochs=9"], adam, {"model": {"channels": 16}}, last_ckpt=True)
+    fake_run(out / "evaluate/2026-11-28/13-00-00", ["ckpt_path=x"], {}, {}, job="evaluate")
+    return out
+
+
+def read_rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_run_under_a_dir_in_one_table_with_its_status(tmp_path, capsys):
+    out = outputs(tmp_path)
+    assert summarize_main([str(out)]) == 0
+    rows = read_rows(out / "runs.csv")
+    assert [(r["run"], r["status"]) for r in rows] == [
+        ("multirun/2026-11-28/11-00-00/0_model.channels=32", "ok"),  # best val accuracy first
+        ("2026-11-28/10-00-00", "ok"),
+        ("2026-11-28/12-00-00", "stopped, resumable"),
+        ("multirun/2026-11-28/11-00-00/1_model.channels=64", "failed: ConfigError: bad"),
+    ]  # evaluate's dir is not a training run
+    assert (out / "runs.md").read_text().startswith("| started | run | overrides | status |")
+    assert "runs under" in capsys.readouterr().out
+
+
+def test_sort_and_filter_by_group_option_and_config_value(tmp_path):
+    out = outputs(tmp_path)
+    assert summarize_main([str(out), "--sort", "test_acc"]) == 0
+    assert [r["test_acc"] for r in read_rows(out / "runs.csv")][:2] == ["0.96", "0.95"]
+    assert summarize_main([str(out), "--where", "optimizer=sgd"]) == 0
+    assert {r["run"].split("/")[-1] for r in read_rows(out / "runs.csv")} == {"0_model.channels=32", "1_model.channels=64"}
+    assert summarize_main([str(out), "--where", "optimizer=sgd", "--where", "model.channels=32"]) == 0
+    assert [r["status"] for r in read_rows(out / "runs.csv")] == ["ok"]
+    assert summarize_main([str(out), "--where", "optimizer=rmsprop"]) == 1
+    assert summarize_main([str(out), "--sort", "nonsense"]) == 2
+
+
+def test_a_sweep_job_still_going_is_running_and_a_killed_one_is_stopped(tmp_path):
+    jobs = [fake_run(tmp_path / f"{n}_seed={n}", [f"seed={n}"], {}, {}, metrics=m, last_ckpt=n == 2)
+            for n, m in ((0, {"val/acc_best": 0.9, "test/acc": 0.91}), (1, None), (2, None))]
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(jobs[1])], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        rows = collect(tmp_path)
+        assert [(r["job"], r["status"]) for r in rows] == [(0, "ok"), (1, "running"), (2, "stopped, resumable")]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [r["status"] for r in collect(tmp_path)][1] == "stopped"
+    os.utime(jobs[0] / "metrics.json", (1, 1))
+    (jobs[0] / "failure.json").write_text(json.dumps({"error": "RuntimeError: after the metrics"}))
+    statuses = {r["job"]: r["status"] for r in collect(tmp_path)}
+    assert statuses[0] == "failed: RuntimeError: after the metrics"  # a job that failed after its metrics failed

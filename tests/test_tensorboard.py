@@ -1,0 +1,115 @@
+"""What TensorBoard shows: the experiment's parameters in HParams, asked of a real TensorBoard server."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mnist_exp.hparams import experiment_params
+from tests.conftest import run_cli
+from tests.helpers import compose
+
+LEFT_OUT = ("paths.", "callbacks.", "logger.", "hydra", "_target_", "dirpath", "data.files", "data.sources")
+
+
+def test_hparams_are_the_experiment_with_the_runs_own_overrides_first():
+    overrides = ["optimizer=sgd", "model.channels=32", "experiment=fast"]
+    cfg = compose(overrides)
+    choices = {"experiment": "fast", "optimizer": "sgd", "model": "cnn", "data": "mnist", "scheduler": "onecycle",
+               "trainer": "default", "logger": "tensorboard", "callbacks": "default", "paths": "default",
+               "hydra/launcher": "basic"}
+    params = experiment_params(cfg, choices, ["optimizer", "model.channels", "experiment"], "32-true")
+    assert list(params)[:3] == ["optimizer", "model.channels", "experiment"]
+    assert params["optimizer"] == "sgd" and params["model.channels"] == 32 and params["experiment"] == "fast"
+    assert {"optimizer.lr", "optimizer.momentum", "scheduler.scheduler.max_lr", "data.batch_size", "seed",
+            "trainer.max_epochs", "module.label_smoothing", "model", "scheduler", "trainer.precision"} <= set(params)
+    assert not [key for key in params if any(part in key for part in LEFT_OUT)]
+    assert "logger" not in params and "callbacks" not in params and "paths" not in params
+    assert all(isinstance(value, (bool, int, float, str)) for value in params.values())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ask(port: int, path: str, body: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                     headers={"Content-Type": "application/json"} if data else {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def tensorboard_server(tmp_path):
+    """Start `tensorboard --logdir DIR` on loopback; yields (start, port); stopped at the end, also on failure."""
+    port, started = free_port(), []
+
+    def start(logdir: Path) -> int:
+        command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
+                   "--port", str(port), "--load_fast", "false", "--reload_interval", "1"]
+        started.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "tb.log", "w")))
+        return port
+
+    yield start
+    for server in started:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def wait_for(port: int, path: str, ready, timeout: float = 90):
+    """Ask `path` until `ready(answer)` holds (TensorBoard loads event files in the background)."""
+    deadline, answer = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            answer = ask(port, path)
+            if ready(answer):
+                return answer
+        except OSError:  # not listening yet
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"TensorBoard on port {port}: {path} not ready in {timeout} s; last answer {answer}")
+
+
+@pytest.mark.slow
+def test_a_sweeps_hparams_table_shows_its_swept_keys_and_metrics_first(synthetic, tmp_path, tensorboard_server):
+    sweep = tmp_path / "sweep"
+    run = ["trainer.max_epochs=2", "data.batch_size=32", "trainer.accelerator=cpu", "callbacks.test_report.mistakes=4"]
+    result = run_cli(["-m", *synthetic.overrides(), *run, "model.channels=4,8", f"hydra.sweep.dir={sweep}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    port = tensorboard_server(sweep)
+    job_dirs = sorted(p.name for p in sweep.iterdir() if (p / "metrics.json").exists())
+    assert sorted(wait_for(port, "/data/runs", lambda runs: len(runs) >= 2)) == job_dirs
+    wanted = {"train/loss", "val/loss", "train/acc", "val/acc", "test/acc", "fit_seconds"}
+    wait_for(port, "/data/plugin/scalars/tags", lambda tags: all(wanted <= set(tags.get(job, ())) for job in job_dirs))
+
+    experiment = ask(port, "/data/plugin/hparams/experiment", {"experimentName": ""})
+    columns = [info["name"] for info in experiment["hparamInfos"]]
+    assert columns[0] == "model.channels"  # the swept key leads
+    assert {"optimizer", "model", "scheduler", "data", "optimizer.lr", "data.batch_size", "seed", "trainer.max_epochs",
+            "trainer.precision"} <= set(columns)
+    assert not [c for c in columns if any(part in c for part in LEFT_OUT)], columns
+    assert len(columns) < 40
+    metric_names = [info["name"]["tag"] for info in experiment["metricInfos"]]
+    assert set(metric_names) == {"test/acc", "test/loss", "val/acc_best", "fit_seconds"}
+
+    for job in job_dirs:  # the values TensorBoard serves are the run's own
+        metrics = json.loads((sweep / job / "metrics.json").read_text())
+        served = ask(port, f"/data/plugin/scalars/scalars?run={urllib.parse.quote(job)}&tag=test%2Facc")
+        assert served[-1][2] == pytest.approx(metrics["test/acc"], abs=1e-6)
+
+    layout = ask(port, "/data/plugin/custom_scalars/layout")
+    charts = {chart["title"]: chart["multiline"]["tag"] for category in layout["category"] for chart in category["chart"]}
+    assert charts == {"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc"]}
