@@ -22,11 +22,12 @@ KEYS = ("seed", "data.batch_size", "data.val_size", "transforms.mean", "transfor
         "test_checkpoint")
 LEFT_OUT = ("_target_", "_partial_", "_recursive_", "_convert_", "num_classes", "compile")
 METRICS = ("test/acc", "test/loss", "val/acc_best", "fit_seconds")
-# Custom scalars: train and validation on one chart each for loss and accuracy.
+# Custom scalars: train and validation on one chart each for loss and accuracy (tags are regexes:
+# anchored, so that train/loss_step and val/acc_best stay out).
 LAYOUT = {
     "train and validation": {
-        "loss": ["Multiline", ["train/loss", "val/loss"]],
-        "accuracy": ["Multiline", ["train/acc", "val/acc"]],
+        "loss": ["Multiline", ["^train/loss$", "^val/loss$"]],
+        "accuracy": ["Multiline", ["^train/acc$", "^val/acc$"]],
     }
 }
 

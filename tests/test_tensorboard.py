@@ -112,4 +112,4 @@ def test_a_sweeps_hparams_table_shows_its_swept_keys_and_metrics_first(synthetic
 
     layout = ask(port, "/data/plugin/custom_scalars/layout")
     charts = {chart["title"]: chart["multiline"]["tag"] for category in layout["category"] for chart in category["chart"]}
-    assert charts == {"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc"]}
+    assert charts == {"loss": ["^train/loss$", "^val/loss$"], "accuracy": ["^train/acc$", "^val/acc$"]}
