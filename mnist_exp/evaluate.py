@@ -6,7 +6,6 @@ confusion_matrix.png, mistakes.png and TensorBoard figures into its run dir, and
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -21,8 +20,6 @@ from mnist_exp.checks import run_hydra_main
 from mnist_exp.errors import ConfigError, exit_with
 from mnist_exp.resume import quote_ckpt_path
 from mnist_exp.rundirs import find_checkpoint, write_json_atomically
-
-log = logging.getLogger(__name__)
 
 
 def requested_model_keys(cfg: DictConfig) -> dict:

@@ -69,10 +69,11 @@ def resume_arguments(args: list[str]) -> list[str]:
         return args
     if {"-m", "--multirun"} & set(flags):
         raise ConfigError("ckpt_path resumes one run; it cannot be combined with -m/--multirun")
-    checkpoint = find_checkpoint(given[-1].split("=", 1)[1], log_dir_from(overrides))
+    log_dir = log_dir_from(overrides)
+    checkpoint = find_checkpoint(given[-1].split("=", 1)[1], log_dir)
     new = [arg for arg in overrides if arg.split("=", 1)[0] != "ckpt_path"] + [f"ckpt_path={quoted(str(checkpoint))}"]
     run_dir = run_dir_of(checkpoint)
-    if run_dir is None or not checkpoint.is_relative_to(log_dir_from(overrides).resolve()):
+    if run_dir is None or not checkpoint.is_relative_to(log_dir.resolve()):
         # a checkpoint from elsewhere: resume with this command's config in a new run dir; overrides
         # found beside a checkpoint outside paths.log_dir are not replayed (they are not ours)
         return [*flags, *new]
