@@ -82,7 +82,6 @@ class EpochLog(pl.Callback):
     """
 
     def __init__(self):
-        self.lines: list[str] = []
         self._started = 0.0
         self._finished: tuple[int, float] | None = None  # (epoch, seconds) not yet written
         self._best: float | None = None
@@ -105,7 +104,6 @@ class EpochLog(pl.Callback):
             return
         (epoch, seconds), self._finished = self._finished, None
         line = self.line(trainer, epoch, seconds)
-        self.lines.append(line)
         console = self._live_console(trainer)
         if console is not None:
             console.print(line, highlight=False, markup=False)

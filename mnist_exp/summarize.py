@@ -88,23 +88,19 @@ def collect(sweep_dir: str | Path) -> list[dict]:
     return sort_rows(rows)
 
 
-def is_training_run(run_dir: Path) -> bool:
-    """A training run's dir (evaluate leaves .hydra/ dirs too)."""
+def hydra_settings(run_dir: Path) -> dict:
+    """The `hydra` node of the run's .hydra/hydra.yaml (job name, chosen group options); {} without one."""
     hydra_file = run_dir / ".hydra" / "hydra.yaml"
-    if not hydra_file.is_file():
-        return True
-    job = (yaml.safe_load(hydra_file.read_text()) or {}).get("hydra", {}).get("job", {})
-    return job.get("name", "train") == "train"
+    return (yaml.safe_load(hydra_file.read_text()) or {}).get("hydra", {}) if hydra_file.is_file() else {}
 
 
-def matches(run_dir: Path, where: dict[str, str]) -> bool:
+def matches(run_dir: Path, choices: dict, where: dict[str, str]) -> bool:
     """Whether each KEY=VALUE holds: a config group's chosen option, or a value in the run's config."""
     if not where:
         return True
     from omegaconf import OmegaConf
 
-    hydra_file, config_file = run_dir / ".hydra" / "hydra.yaml", run_dir / ".hydra" / "config.yaml"
-    choices = (yaml.safe_load(hydra_file.read_text()) or {}).get("hydra", {}).get("runtime", {}).get("choices", {}) if hydra_file.is_file() else {}
+    config_file = run_dir / ".hydra" / "config.yaml"
     config = OmegaConf.load(config_file) if config_file.is_file() else OmegaConf.create()
     for key, wanted in where.items():
         if key in choices:
@@ -125,7 +121,10 @@ def collect_runs(root: str | Path, where: dict[str, str] | None = None, sort: st
     rows = []
     for overrides_file in sorted(root.glob("**/.hydra/overrides.yaml")):
         run_dir = overrides_file.parent.parent
-        if not is_training_run(run_dir) or not matches(run_dir, where or {}):
+        hydra = hydra_settings(run_dir)
+        if hydra.get("job", {}).get("name", "train") != "train":  # evaluate leaves .hydra/ dirs too
+            continue
+        if not matches(run_dir, hydra.get("runtime", {}).get("choices", {}), where or {}):
             continue
         started = (run_dir / ".hydra" / "config.yaml").stat().st_mtime if (run_dir / ".hydra" / "config.yaml").exists() else overrides_file.stat().st_mtime
         row = run_row(run_dir, RUN_COLUMNS)
