@@ -19,7 +19,7 @@ from typing import Any, Callable
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_exp.errors import ConfigError, exit_with
+from mnist_exp.errors import ConfigError, StudyError, exit_with
 from mnist_exp.rundirs import find_checkpoint
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
@@ -229,3 +229,5 @@ def run_hydra_main(main: Callable[[], Any]) -> None:
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as error:
         overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
         exit_with(one_line(error, overrides))
+    except StudyError as error:  # the sweeper's database (mnist_exp/study.py)
+        exit_with(str(error))

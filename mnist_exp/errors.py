@@ -13,3 +13,7 @@ def exit_with(message: str) -> None:
     """End the command with `Error: message` as its one line on stderr, exit status 1."""
     print(f"Error: {message}", file=sys.stderr)
     raise SystemExit(1)
+
+
+class StudyError(RuntimeError):
+    """An Optuna study's database cannot be used (mnist_exp/study.py); the message is one line."""

@@ -15,6 +15,11 @@ runs.csv and runs.md. `--sort COLUMN` orders by a column (numbers high to low, t
 (`model.channels=32`) matches. Every multirun ends with its sweep's summary through
 `SweepSummary`, a Hydra callback (conf/hydra/default.yaml), and then exits non-zero if any job
 failed.
+
+  python -m mnist_exp.summarize --storage postgresql://USER@HOST/DB --study mnist-exp [DIR]
+
+A whole Optuna study from its database, all workers' trials (mnist_exp/study.py): trial, state,
+value, parameters, worker (host:pid) and run dir; study.csv/.md are written to DIR if given.
 """
 
 from __future__ import annotations
@@ -193,9 +198,9 @@ def print_table(rows: list[dict], title: str, columns: list[str] = COLUMNS) -> N
     shown = [c for c in columns if c != "run_dir"]  # the run dir repeats the overrides; it is in the files
     table = Table(title=title, title_justify="left")
     for column in shown:
-        table.add_column(column, overflow="fold", justify="left" if column in ("overrides", "status", "run", "started") else "right")
+        table.add_column(column, overflow="fold", justify="left" if column in ("overrides", "status", "run", "started", "state", "params", "worker") else "right")
     for row in rows:
-        style = "red" if row["status"].startswith("failed") else None
+        style = "red" if row.get("status", row.get("state", "")).startswith(("failed", "fail")) else None
         table.add_row(*[f"{row[c]:.4f}" if isinstance(row[c], float) and c != "wall_seconds" else str(row[c]) for c in shown], style=style)
     Console().print(table)
 
@@ -220,6 +225,25 @@ def summarize_runs(root: str | Path, where: dict[str, str] | None = None, sort: 
     return rows
 
 
+def summarize_study(storage: str, study_name: str, out_dir: Path | None) -> int:
+    from mnist_exp.errors import StudyError
+    from mnist_exp.study import STUDY_COLUMNS, masked, study_rows
+
+    try:
+        rows = study_rows(storage, study_name)
+    except StudyError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    rows.sort(key=lambda r: (r["state"] != "complete", -(r["value"] or 0.0) if r["value"] != "" else 0.0, r["trial"]))
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "study.csv").write_text(to_csv(rows, STUDY_COLUMNS))
+        (out_dir / "study.md").write_text(to_markdown(rows, STUDY_COLUMNS))
+    workers = len({r["worker"] for r in rows if r["worker"]})
+    print_table(rows, f"study {study_name!r} in {masked(storage)} ({len(rows)} trials, {workers} workers)", STUDY_COLUMNS)
+    return 0
+
+
 class SweepSummary(Callback):
     """Hydra callback: summarize the sweep dir when a multirun ends; exit 1 if any job failed."""
 
@@ -236,10 +260,16 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m mnist_exp.summarize", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dir", type=Path, help="a sweep dir, or any dir holding runs (e.g. outputs/)")
+    parser.add_argument("dir", type=Path, nargs="?", help="a sweep dir, or any dir holding runs (e.g. outputs/)")
     parser.add_argument("--sort", default=METRIC, help=f"column to order by (default {METRIC})")
     parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE", help="keep matching runs (repeatable)")
+    parser.add_argument("--storage", metavar="URL", help="an Optuna study's database: summarize the whole study")
+    parser.add_argument("--study", default="mnist-exp", help="the study's name, with --storage (default mnist-exp)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.storage:
+        return summarize_study(args.storage, args.study, args.dir)
+    if args.dir is None:
+        parser.error("give a DIR, or --storage URL for a whole Optuna study")
     if not args.dir.is_dir():
         print(f"Error: {args.dir}: no such directory", file=sys.stderr)
         return 2

@@ -88,3 +88,33 @@ def test_runs_table_commands_run_as_written(tmp_path):
         args = shlex.split(command)[3:]
         assert args[0] == "outputs/"
         assert summarize_main([str(root), *args[1:]]) == 0
+
+
+def bash_commands(path) -> list[str]:
+    """Every command line in the ```bash blocks of a markdown file, comments stripped."""
+    blocks = re.findall(r"```bash\n(.*?)```", path.read_text(), re.S)
+    lines = [line.split(" #", 1)[0].strip() for block in blocks for line in block.splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+SWEEP_DOC = PROJECT_ROOT / "docs" / "sweeps.md"
+SWEEP_COMMANDS = [c for c in bash_commands(SWEEP_DOC) if c.startswith("python -m mnist_exp ")]
+
+
+@pytest.mark.parametrize("command", SWEEP_COMMANDS)
+def test_sweep_doc_commands_compose(command):
+    """docs/sweeps.md's sweep commands compose as written (in-process; -m only changes the mode)."""
+    from tests.helpers import compose
+
+    args = [a for a in shlex.split(command.replace("$SLURM_ARRAY_TASK_ID", "3"))[3:] if a != "-m"]
+    overrides = [a.split("=", 1)[0] + "=" + a.split("=", 1)[1].split(",")[0] for a in args]  # a grid's first point
+    cfg = compose(overrides, return_hydra_config=True)
+    for override in overrides:
+        key, value = override.split("=", 1)
+        if "/" not in key and "." in key:
+            node = cfg
+            for part in key.split("."):
+                node = node[part]
+            assert str(node) == value or float(node) == float(value), override
+    if "hparams_search=optuna" in args:
+        assert cfg.hydra.sweeper._target_.endswith("OptunaStudySweeper")

@@ -1,0 +1,212 @@
+"""Optuna studies shared by many sweep workers (mnist_exp/study.py), against a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from mnist_exp import PROJECT_ROOT
+from mnist_exp.study import (
+    DUPLICATE_ASKS,
+    OptunaStudySweeperImpl,
+    masked,
+    mixed_seed,
+    open_storage,
+    optuna,  # after the study module has quieted SQLAlchemy's 2.0 warning
+    with_retries,
+)
+from tests.postgres import postgres_server, server_binaries
+
+# A trial of a few batches on the synthetic digits: the sweeps here measure the study, not the model.
+QUICK_TRIAL = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+               "trainer.accelerator=cpu", "callbacks.test_report.mistakes=4"]
+
+
+@pytest.fixture(scope="module")
+def server():
+    if server_binaries() is None:
+        pytest.skip("PostgreSQL server binaries not found (scripts/test.sh installs the postgresql package when it can; "
+                    "or set MNIST_EXP_PG_BIN to a dir holding initdb)")
+    with postgres_server() as running:
+        yield running
+
+
+def sweep(synthetic, sweep_dir: Path, storage: str, study: str, n_trials: int, *extra: str, env: dict | None = None):
+    command = [sys.executable, "-m", "mnist_exp", *synthetic.overrides(), *QUICK_TRIAL, "hparams_search=optuna",
+               f"hydra.sweeper.n_trials={n_trials}", f"hydra.sweeper.study_name={study}",
+               f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep_dir}", *extra]
+    return subprocess.Popen(command, cwd=PROJECT_ROOT, env={**os.environ, **(env or {})}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
+    stdout, stderr = process.communicate(timeout=timeout)
+    return process.returncode, stdout + stderr
+
+
+def trials_of(storage: str, study: str, env_password: str | None = None) -> list[optuna.trial.FrozenTrial]:
+    if env_password:
+        os.environ["PGPASSWORD"] = env_password
+    try:
+        return optuna.load_study(study_name=study, storage=storage).get_trials()
+    finally:
+        os.environ.pop("PGPASSWORD", None)
+
+
+def point(trial) -> tuple:
+    return tuple(sorted(trial.params.items()))
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_postgres_study_and_a_rerun_adds_new_points(server, synthetic, tmp_path):
+    with_password, plain = server.url(with_password=True), server.url()
+    # worker 1 has the password in its URL, worker 2 gets it from PGPASSWORD (libpq), both start at once
+    first = sweep(synthetic, tmp_path / "w1", with_password, "shared", 3)
+    second = sweep(synthetic, tmp_path / "w2", plain, "shared", 3, env={"PGPASSWORD": server.password})
+    (code1, out1), (code2, out2) = finish(first), finish(second)
+    assert code1 == 0, out1[-3000:]
+    assert code2 == 0, out2[-3000:]
+    trials = trials_of(with_password, "shared")
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
+    assert sorted(t.number for t in trials) == list(range(6))
+    assert len({point(t) for t in trials}) == 6
+    for worker in ("w1", "w2"):  # each worker's sweep dir has its own summary of its own 3 trials
+        rows = read_csv(tmp_path / worker / "summary.csv")
+        assert len(rows) == 3 and {r["status"] for r in rows} == {"ok"}
+    numbers = sorted(int(p.name.split("_")[0]) for w in ("w1", "w2") for p in (tmp_path / w).glob("*_*") if p.is_dir())
+    assert numbers == list(range(6))  # job dirs are numbered by trial number, across workers
+
+    # the same command again: new points, not the first worker's sequence replayed
+    code3, out3 = finish(sweep(synthetic, tmp_path / "w3", with_password, "shared", 2))
+    assert code3 == 0, out3[-3000:]
+    trials = trials_of(with_password, "shared")
+    assert len(trials) == 8 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({point(t) for t in trials}) == 8
+
+    # the whole study, all workers, in one command
+    summary = subprocess.run([sys.executable, "-m", "mnist_exp.summarize", "--storage", with_password, "--study", "shared",
+                              str(tmp_path / "study")], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "COLUMNS": "250"})
+    assert summary.returncode == 0, summary.stderr
+    rows = read_csv(tmp_path / "study" / "study.csv")
+    assert len(rows) == 8 and len({r["worker"] for r in rows}) == 3 and {r["state"] for r in rows} == {"complete"}
+    assert "8 trials, 3 workers" in summary.stdout and ":***@" in summary.stdout
+
+    # the password: in no log, summary or output; with PGPASSWORD in no file at all
+    said = out1 + out2 + out3 + summary.stdout + summary.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and (p.suffix in (".log", ".csv", ".md") or p.name == "optimization_results.yaml")]
+    assert written and server.password not in said
+    assert not [p for p in written if server.password in p.read_text(errors="replace")]
+    assert not [p for p in (tmp_path / "w2").rglob("*") if p.is_file() and server.password.encode() in p.read_bytes()]
+    assert "has a password in it" in out1 and "has a password in it" not in out2
+
+
+@pytest.mark.slow
+def test_a_killed_worker_leaves_no_trial_running(server, synthetic, tmp_path):
+    storage, beat = server.url(with_password=True), ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2"]
+    doomed = sweep(synthetic, tmp_path / "killed", storage, "killed", 1, *beat, "trainer.max_epochs=200",
+                   "trainer.limit_train_batches=1.0", "trainer.limit_val_batches=1.0")
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "killed").is_dir() or not [p for p in (tmp_path / "killed").glob("0_*/*.log")]:
+        assert doomed.poll() is None and time.monotonic() < deadline, "the first worker never started its trial"
+        time.sleep(0.2)
+    time.sleep(1.5)  # mid-trial, heartbeats sent
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    assert [t.state for t in trials_of(storage, "killed")] == [TrialState.RUNNING]
+    time.sleep(3.5)  # past the grace period
+
+    code, out = finish(sweep(synthetic, tmp_path / "next", storage, "killed", 1, *beat))
+    assert code == 0, out[-3000:]
+    assert [t.state for t in trials_of(storage, "killed")] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert "trial 0: its worker stopped (no heartbeat); marked FAIL" in out
+
+
+@pytest.mark.slow
+def test_two_local_sweeps_share_one_sqlite_file(synthetic, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    workers = [sweep(synthetic, tmp_path / f"w{i}", storage, "local", 2) for i in (1, 2)]
+    for code, out in map(finish, workers):
+        assert code == 0, out[-3000:]
+        assert "database is locked" not in out
+    trials = trials_of(storage, "local")
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4 and len({point(t) for t in trials}) == 4
+
+
+def create_study_at_once(url: str, barrier) -> str:
+    barrier.wait()
+    try:
+        storage = open_storage(url, 60, 120)
+        with_retries(functools.partial(optuna.create_study, study_name="raced", storage=storage, load_if_exists=True),
+                     "create the study", url)
+        return "ok"
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+
+
+@pytest.mark.slow
+def test_workers_creating_the_schema_at_once_do_not_crash(tmp_path):
+    # Plain optuna.create_study from 4 processes at once on a fresh PostgreSQL database failed 4 times in 4
+    # (UniqueViolation on pg_type_typname_nsp_index, or DuplicateTable "studies").
+    if server_binaries() is None:
+        pytest.skip("PostgreSQL server binaries not found")
+    with postgres_server() as fresh:  # a fresh server: the schema does not exist yet
+        context = multiprocessing.get_context("spawn")
+        barrier = context.Manager().Barrier(4)
+        with context.Pool(4) as pool:
+            results = pool.starmap(create_study_at_once, [(fresh.url(with_password=True), barrier)] * 4)
+    assert results == ["ok"] * 4
+
+
+def test_masked_hides_the_password_only():
+    assert masked("postgresql://mnist:s3cret@db.example:5432/optuna") == "postgresql://mnist:***@db.example:5432/optuna"
+    assert masked("postgresql://mnist@db/optuna") == "postgresql://mnist@db/optuna"
+    assert masked("sqlite:///outputs/optuna.db") == "sqlite:///outputs/optuna.db"
+    assert masked(None) == "in memory"
+
+
+def test_each_worker_and_each_rerun_gets_its_own_seed():
+    assert mixed_seed(42, 0) != mixed_seed(42, 3)
+    assert mixed_seed(42, 3) == mixed_seed(42, 3)  # same process, same study state: same seed
+
+
+def make_sweeper(storage=None) -> OptunaStudySweeperImpl:
+    from omegaconf import OmegaConf
+
+    sampler = OmegaConf.create({"_target_": "optuna.samplers.RandomSampler", "seed": 0})
+    return OptunaStudySweeperImpl(sampler=sampler, heartbeat_interval=None, grace_period=None, direction="maximize",
+                                  storage=storage, study_name="s", n_trials=3, n_jobs=1, max_failure_rate=1.0,
+                                  search_space=None, custom_search_space=None, params=None)
+
+
+def test_a_point_already_tried_is_not_run_again():
+    sweeper = make_sweeper()
+    assert sweeper.make_sampler(5)[1] == "seed 0"  # in memory: the configured seed, reproducible
+    study = optuna.create_study(direction="maximize")
+    study.sampler = sweeper.make_sampler(0)[0]
+    space = {"model.channels": CategoricalDistribution([8, 16])}
+    (first, overrides), _ = sweeper.ask_new_point(study, space, {"seed": 1}), None
+    assert overrides[0].startswith("model.channels=") and "seed=1" in overrides
+    study.tell(first, 0.9)
+    second, _ = sweeper.ask_new_point(study, space, {})
+    assert second.params != first.params  # the sampler may draw the first point again; it is skipped
+    study.tell(second, 0.8)
+    assert sweeper.ask_new_point(study, space, {}) is None  # both points taken: the space is exhausted
+    skipped = study.get_trials(states=(TrialState.PRUNED,))
+    assert skipped and len(skipped) >= DUPLICATE_ASKS and all("duplicate_of" in t.system_attrs for t in skipped)
