@@ -53,7 +53,7 @@ LIVE = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)  # trials w
 def masked(url: str | None) -> str:
     """The storage URL with its password replaced by ***."""
     if not url:
-        return "in memory"
+        return "memory"
     from sqlalchemy.engine.url import make_url
 
     try:

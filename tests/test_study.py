@@ -178,7 +178,7 @@ def test_masked_hides_the_password_only():
     assert masked("postgresql://mnist:s3cret@db.example:5432/optuna") == "postgresql://mnist:***@db.example:5432/optuna"
     assert masked("postgresql://mnist@db/optuna") == "postgresql://mnist@db/optuna"
     assert masked("sqlite:///outputs/optuna.db") == "sqlite:///outputs/optuna.db"
-    assert masked(None) == "in memory"
+    assert masked(None) == "memory"
 
 
 def test_each_worker_and_each_rerun_gets_its_own_seed():
