@@ -1,7 +1,4 @@
-from mnist_exp.checks import run_hydra_main
-from mnist_exp.resume import rewrite_argv
-from mnist_exp.train import main
+from mnist_exp.cli import train
 
 if __name__ == "__main__":
-    rewrite_argv()  # ckpt_path=...: carry on in that run's dir with its overrides
-    run_hydra_main(main)
+    train()  # ckpt_path=...: carry on in that run's dir with its overrides (mnist_exp/resume.py)

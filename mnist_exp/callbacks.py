@@ -16,6 +16,8 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from mnist_exp.errors import ConfigError
+
 
 class LogSampleInputs(pl.Callback):
     """Log a grid of the first training batch, exactly as the model sees it, to TensorBoard."""
@@ -208,7 +210,7 @@ class StopOnNonFiniteLoss(pl.Callback):
 
     def __init__(self, last_checkpoint: str | None = None, every_n_steps: int = 1):
         if every_n_steps < 1:
-            raise ValueError(f"callbacks.nan_guard.every_n_steps must be >= 1, got {every_n_steps}")
+            raise ConfigError(f"callbacks.nan_guard.every_n_steps must be >= 1, got {every_n_steps}")
         self.last_checkpoint = Path(last_checkpoint) if last_checkpoint else None
         self.every_n_steps = every_n_steps
         self._bad = None

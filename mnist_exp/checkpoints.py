@@ -18,11 +18,9 @@ import pickle
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from mnist_exp.errors import CheckpointError
+
 PROJECT_MODELS = "mnist_exp.models."
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, unreadable, unsafe, or not what was asked for; one line."""
 
 
 def read_checkpoint(path: str | Path) -> dict:

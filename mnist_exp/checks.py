@@ -2,16 +2,14 @@
 
 `check_config` raises `ConfigError` with one line naming the key, the allowed values and the
 value given. `ConfigCheck`, a Hydra callback (conf/hydra/default.yaml), runs it before Hydra
-creates the run dir; `train()` runs it again for each sweep job. `cli()` turns Hydra's own
-composition errors (misspelled keys, unknown group options) into one line as well.
+creates the run dir; `train()` runs it again for each sweep job. Hydra's own composition errors
+(misspelled keys, unknown group options) become one line in mnist_exp/cli.py.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
-import sys
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +17,7 @@ from typing import Any, Callable
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_exp.errors import ConfigError, StudyError, exit_with
+from mnist_exp.errors import ConfigError, exit_with
 from mnist_exp.rundirs import find_checkpoint
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
@@ -146,7 +144,12 @@ def check_accelerator(accelerator: Any) -> None:
 def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
     """The checkpoint is a safe mnist-exp checkpoint whose model config names only allowed models; a
     training config (one with a `module`) resumes it into `model`, so the two must match in full."""
-    from mnist_exp.checkpoints import CheckpointError, check_same_model, check_targets, read_checkpoint
+    from mnist_exp.checkpoints import (
+        CheckpointError,
+        check_same_model,
+        check_targets,
+        read_checkpoint,
+    )
 
     try:
         net_config = read_checkpoint(checkpoint)["hyper_parameters"]["net_config"]
@@ -169,65 +172,10 @@ class ConfigCheck(Callback):
 
     @staticmethod
     def _check(config: DictConfig) -> None:
+        from mnist_exp.cli import check_required
+
+        check_required(config, str(config.hydra.job.config_name))
         try:
             check_config(config)
         except ConfigError as error:
             exit_with(str(error))
-
-
-def one_line(error: Exception, overrides: list[str]) -> str:
-    """Hydra's composition errors, multi-line, as one line with the options or a close key."""
-    from hydra.errors import MissingConfigException
-
-    text = str(error).strip()
-    if isinstance(error, MissingConfigException) and "Available options in" in text:
-        missing = text.split("Could not find '", 1)[1].split("'", 1)[0]  # e.g. optimizer/adamm
-        group, _, option = missing.rpartition("/")
-        options_block = text.split("Available options in", 1)[1].split("Config search path", 1)[0]
-        options = [line.strip() for line in options_block.splitlines()[1:] if line.strip()]
-        return f"{group}={option}: no such {group} option; available: {', '.join(options)}"
-    first = text.splitlines()[0] if text else error.__class__.__name__
-    if "Could not override '" in first:
-        key = first.split("'", 2)[1]
-        hint = close_key(key, [o for o in overrides if not o.startswith(f"{key}=")])
-        return f"{key}: no such config key" + (f" (did you mean {hint}?)" if hint else "") + f"; to add a new key use +{key}=..."
-    cause = str(error.__cause__).strip().splitlines()[0] if error.__cause__ and str(error.__cause__).strip() else ""
-    return " ".join(line.strip() for line in text.splitlines() if line.strip()) + (f": {cause}" if cause else "")
-
-
-def close_key(key: str, other_overrides: list[str]) -> str | None:
-    """The config key most like `key`, from the config composed with the other overrides."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from mnist_exp import CONFIG_DIR
-
-    parent, _, leaf = key.rpartition(".")
-    try:
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=[o for o in other_overrides if "=" in o and not o.startswith("hydra")])
-        node = OmegaConf.select(cfg, parent) if parent else cfg
-        candidates = list(node.keys()) if OmegaConf.is_dict(node) else []
-    except Exception:
-        return None
-    match = difflib.get_close_matches(leaf, [str(c) for c in candidates], n=1)
-    return f"{parent}.{match[0]}" if match and parent else (match[0] if match else None)
-
-
-def run_hydra_main(main: Callable[[], Any]) -> None:
-    """Run a @hydra.main function; its composition errors end in one line on stderr and exit status 1.
-
-    Hydra prints those errors over several lines unless HYDRA_FULL_ERROR=1, which makes it raise them
-    instead: set here so they can be caught (other errors then show their full traceback).
-    """
-    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-
-    os.environ["HYDRA_FULL_ERROR"] = "1"
-    try:
-        main()
-    except (ConfigCompositionException, MissingConfigException, OverrideParseException) as error:
-        overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
-        exit_with(one_line(error, overrides))
-    except StudyError as error:  # the sweeper's database (mnist_exp/study.py)
-        exit_with(str(error))

@@ -17,3 +17,15 @@ def exit_with(message: str) -> None:
 
 class StudyError(RuntimeError):
     """An Optuna study's database cannot be used (mnist_exp/study.py); the message is one line."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, unsafe, or not what was asked for; one line."""
+
+
+class DatasetUnavailableError(RuntimeError):
+    """No source could provide verified files."""
+
+
+# What a command reports as one `Error:` line (mnist_exp/cli.py); anything else keeps its traceback.
+EXPECTED_ERRORS = (ConfigError, StudyError, CheckpointError, DatasetUnavailableError)

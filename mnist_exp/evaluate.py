@@ -6,7 +6,6 @@ confusion_matrix.png, mistakes.png and TensorBoard figures into its run dir, and
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
@@ -16,8 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
 from mnist_exp import CONFIG_DIR
-from mnist_exp.checks import run_hydra_main
-from mnist_exp.errors import ConfigError, exit_with
+from mnist_exp.cli import one_line_errors, run
 from mnist_exp.resume import quote_ckpt_path
 from mnist_exp.rundirs import find_checkpoint, write_json_atomically
 
@@ -62,16 +60,10 @@ def evaluate(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
+@one_line_errors
 def main(cfg: DictConfig) -> float:
-    from mnist_exp.data import DatasetUnavailableError
-    from mnist_exp.inference import CheckpointError
-
-    try:
-        return evaluate(cfg)["test/acc"]
-    except (CheckpointError, DatasetUnavailableError, ConfigError) as error:
-        exit_with(str(error))
+    return evaluate(cfg)["test/acc"]
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = quote_ckpt_path(sys.argv[1:])
-    run_hydra_main(main)
+    run("evaluate", main, quote_ckpt_path)

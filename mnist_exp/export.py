@@ -7,7 +7,6 @@ with raw pixel values 0..255 and returns class probabilities [N, 10] ("images" -
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -19,8 +18,8 @@ from torch import nn
 
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
 from mnist_exp import CONFIG_DIR
-from mnist_exp.checks import run_hydra_main
-from mnist_exp.errors import ConfigError, exit_with
+from mnist_exp.cli import check_required, one_line_errors, run
+from mnist_exp.errors import ConfigError
 from mnist_exp.resume import quote_ckpt_path
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -75,16 +74,12 @@ def write_model(model: nn.Module, fmt: str, tmp: Path, opset: int) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
+@one_line_errors
 def main(cfg: DictConfig) -> None:
-    from mnist_exp.inference import CheckpointError
-
-    try:
-        target = export(cfg.ckpt_path, cfg.format, cfg.output, cfg.opset, cfg.paths.log_dir)
-    except (CheckpointError, ConfigError) as error:
-        exit_with(str(error))
+    check_required(cfg, "export")
+    target = export(cfg.ckpt_path, cfg.format, cfg.output, cfg.opset, cfg.paths.log_dir)
     print(f"Wrote {target} ({cfg.format}): float32 images [N, 1, 28, 28], pixels 0..255 -> probabilities [N, 10]")
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = quote_ckpt_path(sys.argv[1:])
-    run_hydra_main(main)
+    run("export", main, quote_ckpt_path)

@@ -7,7 +7,12 @@ from typing import Mapping
 
 from hydra.utils import instantiate
 
-from mnist_exp.checkpoints import CheckpointError, check_same_model, check_targets, read_checkpoint
+from mnist_exp.checkpoints import (
+    CheckpointError,
+    check_same_model,
+    check_targets,
+    read_checkpoint,
+)
 from mnist_exp.models import DigitClassifier
 
 __all__ = ["CheckpointError", "load_classifier"]

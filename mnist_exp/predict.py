@@ -25,8 +25,8 @@ from rich.markup import escape
 
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
 from mnist_exp import CONFIG_DIR
-from mnist_exp.checks import run_hydra_main
-from mnist_exp.errors import ConfigError, exit_with
+from mnist_exp.cli import check_required, one_line_errors, run
+from mnist_exp.errors import ConfigError
 from mnist_exp.images import IMAGE_SUFFIXES, ImageError, load_digit, shown_path
 from mnist_exp.resume import quote_ckpt_path
 
@@ -167,14 +167,10 @@ def predict(cfg: DictConfig) -> int:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
+@one_line_errors
 def main(cfg: DictConfig) -> None:
-    from mnist_exp.inference import CheckpointError
-
-    try:
-        failed = predict(cfg)
-    except (CheckpointError, ConfigError) as error:
-        exit_with(str(error))
-    if failed:
+    check_required(cfg, "predict")
+    if predict(cfg):
         raise SystemExit(1)
 
 
@@ -193,5 +189,4 @@ def translate_flags(argv: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = quote_ckpt_path(translate_flags(sys.argv[1:]))
-    run_hydra_main(main)
+    run("predict", main, lambda args: quote_ckpt_path(translate_flags(args)))

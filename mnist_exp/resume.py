@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from mnist_exp import PROJECT_ROOT
-from mnist_exp.errors import ConfigError, exit_with
+from mnist_exp.errors import ConfigError
 from mnist_exp.rundirs import find_checkpoint, run_dir_of
 
 
@@ -95,11 +95,3 @@ def replayed_overrides(run_dir: Path) -> list[str]:
     if not isinstance(original, list) or not all(isinstance(o, str) for o in original):
         raise ConfigError(f"{path}: not a list of overrides")
     return [o for o in original if o.split("=", 1)[0] != "ckpt_path"]
-
-
-def rewrite_argv() -> None:
-    """Apply resume_arguments to sys.argv; a bad ckpt_path ends in one line and exit status 1."""
-    try:
-        sys.argv[1:] = resume_arguments(sys.argv[1:])
-    except ConfigError as error:
-        exit_with(str(error))

@@ -226,14 +226,13 @@ def summarize_runs(root: str | Path, where: dict[str, str] | None = None, sort: 
 
 
 def summarize_study(storage: str, study_name: str, out_dir: Path | None) -> int:
-    from mnist_exp.errors import StudyError
+    from mnist_exp.errors import StudyError, exit_with
     from mnist_exp.study import STUDY_COLUMNS, masked, study_rows
 
     try:
         rows = study_rows(storage, study_name)
     except StudyError as error:
-        print(f"Error: {error}", file=sys.stderr)
-        return 1
+        exit_with(str(error))
     rows.sort(key=lambda r: (r["state"] != "complete", -(r["value"] or 0.0) if r["value"] != "" else 0.0, r["trial"]))
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -258,8 +257,15 @@ class SweepSummary(Callback):
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m mnist_exp.summarize", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from mnist_exp.cli import COMMANDS
+    from mnist_exp.errors import exit_with
+
+
+    class OneLineParser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # one line, exit 1, like every other command (mnist_exp/cli.py)
+            exit_with(f"{message}; see {self.prog} --help")
+
+    parser = OneLineParser(prog=COMMANDS["summarize"].invoked_as(), description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dir", type=Path, nargs="?", help="a sweep dir, or any dir holding runs (e.g. outputs/)")
     parser.add_argument("--sort", default=METRIC, help=f"column to order by (default {METRIC})")
     parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE", help="keep matching runs (repeatable)")
@@ -271,23 +277,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.dir is None:
         parser.error("give a DIR, or --storage URL for a whole Optuna study")
     if not args.dir.is_dir():
-        print(f"Error: {args.dir}: no such directory", file=sys.stderr)
-        return 2
+        exit_with(f"{args.dir}: no such directory")
     if any("=" not in w for w in args.where):
-        print(f"Error: --where takes KEY=VALUE, got {next(w for w in args.where if '=' not in w)}", file=sys.stderr)
-        return 2
+        exit_with(f"--where takes KEY=VALUE, got {next(w for w in args.where if '=' not in w)}")
     where = dict(w.split("=", 1) for w in args.where)
     if (args.dir / "multirun.yaml").is_file() and not where and args.sort == METRIC:
         rows = summarize(args.dir)
     else:
         columns = RUN_COLUMNS
         if args.sort not in columns:
-            print(f"Error: --sort {args.sort}: not a column; choose from {', '.join(columns)}", file=sys.stderr)
-            return 2
+            exit_with(f"--sort {args.sort}: not a column; choose from {', '.join(columns)}")
         rows = summarize_runs(args.dir, where, args.sort)
     if not rows:
-        print(f"{args.dir}: no runs (dirs with .hydra/overrides.yaml) found" + (" that match" if where else ""), file=sys.stderr)
-        return 1 if where else 2
+        exit_with(f"{args.dir}: no runs (dirs with .hydra/overrides.yaml) found" + (" that match" if where else ""))
     return 0
 
 

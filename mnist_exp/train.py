@@ -19,9 +19,15 @@ from omegaconf import DictConfig, OmegaConf
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
 from mnist_exp import CONFIG_DIR
 from mnist_exp.checks import check_config
+from mnist_exp.errors import EXPECTED_ERRORS, ConfigError
 from mnist_exp.hardware import describe, resolve_precision
 from mnist_exp.hparams import log_experiment
-from mnist_exp.rundirs import find_checkpoint, hold_run_lock, record_failure, write_json_atomically
+from mnist_exp.rundirs import (
+    find_checkpoint,
+    hold_run_lock,
+    record_failure,
+    write_json_atomically,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +81,7 @@ def refuse_ddp_subprocesses_in_a_sweep(trainer) -> None:
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     if multirun and isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher) and trainer.world_size > 1:
-        raise ValueError(
+        raise ConfigError(
             "trainer=ddp/ddp_cpu cannot start its processes inside a -m sweep; run each configuration on its own, "
             "or sweep with hydra/launcher=slurm (one task per device)"
         )
@@ -155,7 +161,6 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
 def main(cfg: DictConfig) -> float:
     """Returns the best validation accuracy: what sweeps (Optuna) maximize."""
     from mnist_exp.callbacks import NonFiniteLossError
-    from mnist_exp.data import DatasetUnavailableError
 
     started = time.perf_counter()
     try:
@@ -171,8 +176,9 @@ def main(cfg: DictConfig) -> float:
             if "optuna" in str(HydraConfig.get().sweeper.get("_target_", "")):
                 raise
             return float("nan")
-        if isinstance(error, (DatasetUnavailableError, InstantiationException, ValueError, NonFiniteLossError)):
-            log.error("%s", error.__cause__ or error)  # InstantiationException wraps the real error
+        cause = error.__cause__ if isinstance(error, InstantiationException) else error  # a constructor's own error
+        if isinstance(cause, (*EXPECTED_ERRORS, NonFiniteLossError)):
+            log.error("%s", cause)  # one line, also in train.log; anything else keeps its traceback
             raise SystemExit(1) from None
         raise
     return metrics["val/acc_best"]

@@ -10,8 +10,8 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_exp import PROJECT_ROOT
-from tests.conftest import TINY_RUN, run_cli
 from mnist_exp.checkpoints import read_checkpoint
+from tests.conftest import TINY_RUN, run_cli
 
 METRIC_KEYS = {"test/acc", "test/loss", "val/acc_best", "epochs", "fit_seconds", "checkpoint"}
 

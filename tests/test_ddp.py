@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from tests.conftest import run_cli, write_synthetic
 from mnist_exp.checkpoints import read_checkpoint
+from tests.conftest import run_cli, write_synthetic
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from mnist_exp.models import CNN, DigitClassifier
 from mnist_exp.checkpoints import read_checkpoint
+from mnist_exp.models import CNN, DigitClassifier
 
 
 def make(**kwargs) -> DigitClassifier:

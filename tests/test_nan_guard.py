@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from tests.conftest import run_cli
 from mnist_exp.checkpoints import read_checkpoint
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import shlex
 import pytest
 
 from mnist_exp import PROJECT_ROOT
-from tests.conftest import TINY_RUN, run_cli
+from tests.conftest import run_cli
 from tests.helpers import stopped_run_dir
 
 README = (PROJECT_ROOT / "README.md").read_text()

@@ -11,12 +11,12 @@ import pytest
 import torch
 import yaml
 
+from mnist_exp.checkpoints import read_checkpoint
 from mnist_exp.resume import resume_arguments
 from mnist_exp.rundirs import claim_dir, find_checkpoint
 from tests.conftest import SyntheticData, run_cli, write_synthetic
 from tests.helpers import stopped_run_dir
 from tests.test_cli import load_events
-from mnist_exp.checkpoints import read_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
-from mnist_exp.summarize import collect, main as summarize_main
+from mnist_exp.summarize import collect
+from mnist_exp.summarize import main as summarize_main
 from tests.test_hostile_files import HOLD_LOCK
 
 
@@ -60,7 +62,7 @@ def test_every_run_under_a_dir_in_one_table_with_its_status(tmp_path, capsys):
     assert "runs under" in capsys.readouterr().out
 
 
-def test_sort_and_filter_by_group_option_and_config_value(tmp_path):
+def test_sort_and_filter_by_group_option_and_config_value(tmp_path, capsys):
     out = outputs(tmp_path)
     assert summarize_main([str(out), "--sort", "test_acc"]) == 0
     assert [r["test_acc"] for r in read_rows(out / "runs.csv")][:2] == ["0.96", "0.95"]
@@ -68,8 +70,11 @@ def test_sort_and_filter_by_group_option_and_config_value(tmp_path):
     assert {r["run"].split("/")[-1] for r in read_rows(out / "runs.csv")} == {"0_model.channels=32", "1_model.channels=64"}
     assert summarize_main([str(out), "--where", "optimizer=sgd", "--where", "model.channels=32"]) == 0
     assert [r["status"] for r in read_rows(out / "runs.csv")] == ["ok"]
-    assert summarize_main([str(out), "--where", "optimizer=rmsprop"]) == 1
-    assert summarize_main([str(out), "--sort", "nonsense"]) == 2
+    for args, error in [(["--where", "optimizer=rmsprop"], "no runs (dirs with .hydra/overrides.yaml) found that match"),
+                        (["--sort", "nonsense"], "--sort nonsense: not a column; choose from started, run")]:
+        with pytest.raises(SystemExit) as stopped:
+            summarize_main([str(out), *args])
+        assert stopped.value.code == 1 and error in capsys.readouterr().err
 
 
 def test_a_sweep_job_still_going_is_running_and_a_killed_one_is_stopped(tmp_path):

@@ -100,7 +100,7 @@ def test_a_failed_optuna_trial_is_recorded_and_the_search_goes_on(synthetic, tmp
     rows = read_summary(sweep)
     statuses = [row["status"] for row in rows]
     assert statuses.count("ok") == 1 and len(rows) == 3
-    assert all(s.startswith("failed: ValueError: scheduler OneCycleLR cannot be built") for s in statuses if s != "ok")
+    assert all(s.startswith("failed: ConfigError: scheduler OneCycleLR cannot be built") for s in statuses if s != "ok")
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert float(rows[0]["val_acc_best"]) == pytest.approx(best["best_value"], abs=1e-6)
     assert len(list(sweep.glob("*/failure.json"))) == 2

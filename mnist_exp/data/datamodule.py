@@ -20,6 +20,7 @@ from mnist_exp.data.idx import read_idx
 from mnist_exp.data.sampler import ShardedBatchSampler
 from mnist_exp.data.sources import ensure_files
 from mnist_exp.data.transforms import BatchTransform
+from mnist_exp.errors import ConfigError
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 
@@ -75,12 +76,12 @@ def load_split(folder: Path, images_file: str, labels_file: str, num_classes: in
     images = torch.from_numpy(read_idx(folder / images_file).copy())
     labels = torch.from_numpy(read_idx(folder / labels_file).astype("int64"))
     if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
-        raise ValueError(
+        raise ConfigError(
             f"{folder}: {images_file} has shape {tuple(images.shape)} and {labels_file} has shape "
             f"{tuple(labels.shape)}; expected [N, H, W] images with N labels"
         )
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(
+        raise ConfigError(
             f"{folder}: {labels_file} has labels {int(labels.min())}..{int(labels.max())}, outside 0..{num_classes - 1} "
             f"(data.num_classes={num_classes})"
         )
@@ -108,10 +109,10 @@ class DigitsDataModule(pl.LightningDataModule):
         super().__init__()
         missing = [role for role in ROLES if role not in files]
         if missing:
-            raise ValueError(f"data.files is missing {', '.join(missing)} (needs {', '.join(ROLES)})")
+            raise ConfigError(f"data.files is missing {', '.join(missing)} (needs {', '.join(ROLES)})")
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size), ("val_size", val_size)):
             if value < 1:
-                raise ValueError(f"data.{key} must be >= 1, got {value}")
+                raise ConfigError(f"data.{key} must be >= 1, got {value}")
         self.name, self.files, self.sources, self.data_dir = name, files, list(sources), Path(data_dir)
         self.transforms, self.num_classes = transforms, num_classes
         self.train_size, self.val_size, self.split_seed = train_size, val_size, split_seed
@@ -138,11 +139,11 @@ class DigitsDataModule(pl.LightningDataModule):
         if stage in (None, "fit", "validate") and self.train_set is None:
             full = load_split(folder, self.files["train_images"]["file"], self.files["train_labels"]["file"], self.num_classes)
             if self.train_size is not None and len(full) != self.train_size:
-                raise ValueError(
+                raise ConfigError(
                     f"data.train_size is {self.train_size} but {self.files['train_images']['file']} holds {len(full)} images"
                 )
             if self.val_size >= len(full):
-                raise ValueError(f"data.val_size={self.val_size} must be smaller than the {len(full)} training images")
+                raise ConfigError(f"data.val_size={self.val_size} must be smaller than the {len(full)} training images")
             order = torch.randperm(len(full), generator=torch.Generator().manual_seed(self.split_seed))
             val_index, train_index = order[: self.val_size], order[self.val_size :]
             self.train_set = TensorBatches(full.images[train_index], full.labels[train_index])

@@ -23,11 +23,9 @@ from typing import Mapping, Sequence
 
 from filelock import FileLock
 
+from mnist_exp.errors import DatasetUnavailableError
+
 log = logging.getLogger(__name__)
-
-
-class DatasetUnavailableError(RuntimeError):
-    """No source could provide verified files."""
 
 
 class SourceError(RuntimeError):

@@ -10,12 +10,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mnist_exp.errors import ConfigError
+
 
 class BatchTransform(nn.Module):
     def __init__(self, mean: float = 0.5, std: float = 0.5, augment: nn.Module | None = None):
         super().__init__()
         if std <= 0:
-            raise ValueError(f"transforms.std must be > 0, got {std}")
+            raise ConfigError(f"transforms.std must be > 0, got {std}")
         self.mean, self.std = float(mean), float(std)
         self.augment = augment
 

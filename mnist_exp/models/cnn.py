@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mnist_exp.errors import ConfigError
+
 
 class CNN(nn.Module):
     def __init__(
@@ -29,11 +31,11 @@ class CNN(nn.Module):
         sizes = (("channels", channels), ("hidden", hidden), ("convs_per_block", convs_per_block), ("num_classes", num_classes))
         for key, value in sizes:
             if value < 1:
-                raise ValueError(f"model.{key} must be >= 1, got {value}")
+                raise ConfigError(f"model.{key} must be >= 1, got {value}")
         if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"model.kernel_size must be a positive odd number (padding keeps the size), got {kernel_size}")
+            raise ConfigError(f"model.kernel_size must be a positive odd number (padding keeps the size), got {kernel_size}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
+            raise ConfigError(f"model.dropout must be in [0, 1), got {dropout}")
         pooled = image_size // 4  # two 2x2 max-pools
 
         def block(c_in: int, c_out: int) -> list[nn.Module]:

@@ -15,6 +15,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from mnist_exp.data.transforms import BatchTransform
+from mnist_exp.errors import ConfigError
 
 STAGES = ("train", "val", "test")
 
@@ -74,9 +75,9 @@ class DigitClassifier(pl.LightningModule):
         """
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"module.label_smoothing must be in [0, 1), got {label_smoothing}")
+            raise ConfigError(f"module.label_smoothing must be in [0, 1), got {label_smoothing}")
         if tta_shifts < 0:
-            raise ValueError(f"module.tta_shifts must be >= 0, got {tta_shifts}")
+            raise ConfigError(f"module.tta_shifts must be >= 0, got {tta_shifts}")
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.normalize = BatchTransform(**(normalization or {"mean": 0.5, "std": 0.5}))
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
@@ -182,7 +183,7 @@ class DigitClassifier(pl.LightningModule):
             scheduler = factory(optimizer, **extra)
         except ZeroDivisionError:  # OneCycleLR with fewer steps than its warm-up needs
             steps = extra.get("total_steps", "the configured")
-            raise ValueError(
+            raise ConfigError(
                 f"scheduler {factory.func.__name__} cannot be built for {steps} optimizer steps; "
                 "train for more steps (trainer.max_epochs, data.batch_size) or use scheduler=none"
             ) from None

@@ -1,0 +1,107 @@
+"""Every command speaks one way: the usual mistakes end in one `Error:` line that says what to type,
+exit status 1, no traceback and no dir left behind (mnist_exp/cli.py); shell completion works."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+
+from mnist_exp import cli
+
+BIN = Path(sys.executable).parent  # the console scripts live beside the interpreter
+REQUIRED_CKPT = "ckpt_path=PATH (a .ckpt file) or ckpt_path=last (the newest run's last.ckpt)"
+REQUIRED_INPUTS = "inputs=FILE, a DIR, a 'GLOB' or [a.png,b.png]"
+
+# (command, arguments, the one line it must print; LOG stands for the test's paths.log_dir)
+MISTAKES = [
+    ("evaluate", [], f"Error: ckpt_path is required: {REQUIRED_CKPT}; e.g. mnist-exp-evaluate ckpt_path=last"),
+    ("predict", [], f"Error: ckpt_path and inputs are required: {REQUIRED_CKPT}; {REQUIRED_INPUTS}; "
+                    "e.g. mnist-exp-predict ckpt_path=last inputs=my_digits/"),
+    ("predict", ["ckpt_path=last"], f"Error: inputs is required: {REQUIRED_INPUTS}; e.g. mnist-exp-predict ckpt_path=last inputs=my_digits/"),
+    ("export", [], f"Error: ckpt_path is required: {REQUIRED_CKPT}; e.g. mnist-exp-export ckpt_path=last format=onnx"),
+    ("train", ["model.chanels=8"], "Error: model.chanels: no such config key; did you mean model.channels?"),
+    ("evaluate", ["ckpt_path=last", "model.chanels=8"], "Error: model.chanels: no such config key; did you mean model.channels?"),
+    ("predict", ["ckpt_path=last", "inputs=x", "topk=3"], "Error: topk: no such config key; did you mean top_k?"),
+    ("export", ["ckpt_path=last", "formt=onnx"], "Error: formt: no such config key; did you mean format?"),
+    ("predict", ["ckpt_path=last", "inputs=x", "optimizer=sgd"],
+     "Error: optimizer: no such config key; the config has: paths, ckpt_path, inputs, top_k, output, device, batch_size"),
+    ("train", ["model.foo=1"], "Error: model.foo: no such config key; model has: channels, hidden, kernel_size, dropout, "
+                               "batch_norm, convs_per_block, num_classes"),
+    ("train", ["trainer.profilr=simple"], "Error: trainer.profilr: no such config key; a Trainer argument that conf/trainer "
+                                          "does not list takes a leading +: +trainer.profilr=..."),
+    ("train", ["optimizer=adamm"], "Error: optimizer=adamm: no such optimizer option; available: adam, adamw, sgd"),
+    ("evaluate", ["ckpt_path=last", "data=mnistt"], "Error: data=mnistt: no such data option; available: fashion_mnist, mnist"),
+    ("evaluate", ["ckpt_path"], "Error: ckpt_path: not an override; write KEY=VALUE (e.g. ckpt_path=last); "
+                                "see https://hydra.cc/docs/advanced/override_grammar/basic/"),
+    ("train", ["model.channels=0"], "Error: model.channels must be an integer >= 1, got 0"),
+    ("predict", ["ckpt_path=last", "inputs=x", "top_k=0"], "Error: top_k must be an integer >= 1, got 0"),
+    *[(name, ["ckpt_path=/no/such.ckpt", *extra], "Error: ckpt_path: no such checkpoint file: /no/such.ckpt")
+      for name, extra in [("train", []), ("evaluate", []), ("predict", ["inputs=x"]), ("export", [])]],
+    *[(name, ["ckpt_path=last", *extra], "Error: ckpt_path=last: no checkpoints/last.ckpt under LOG")
+      for name, extra in [("train", []), ("evaluate", []), ("predict", ["inputs=x"]), ("export", [])]],
+]
+
+
+@pytest.mark.parametrize(("name", "args", "line"), MISTAKES, ids=[f"{n}-{' '.join(a) or 'nothing'}" for n, a, _ in MISTAKES])
+def test_a_mistake_is_one_line_that_says_what_to_type(name, args, line, tmp_path, monkeypatch, capsys):
+    log_dir = tmp_path / "outputs"
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", [str(BIN / cli.COMMANDS[name].script), *args, f"paths.log_dir={log_dir}"])
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
+    with pytest.raises(SystemExit) as stopped:
+        getattr(cli, name)()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1
+    assert [ln for ln in err.splitlines() if ln.strip()] == [line.replace("LOG", str(log_dir))]
+    assert not log_dir.exists()  # nothing made, not even an empty run dir
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    ([], "Error: give a DIR, or --storage URL for a whole Optuna study; see mnist-exp-summarize --help"),
+    (["/no/such/dir"], "Error: /no/such/dir: no such directory"),
+    (["/tmp", "--where", "x"], "Error: --where takes KEY=VALUE, got x"),
+])
+def test_summarize_speaks_the_same_way(args, line, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", [str(BIN / "mnist-exp-summarize"), *args])
+    with pytest.raises(SystemExit) as stopped:
+        cli.summarize()
+    assert stopped.value.code == 1 and capsys.readouterr().err.strip() == line
+
+
+@pytest.mark.parametrize("name", ["train", "evaluate", "predict", "export"])
+def test_help_shows_the_commands_own_usage_and_keys(name):
+    command = cli.COMMANDS[name]
+    result = subprocess.run([str(BIN / command.script), "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{command.script} (or python -m {command.module}):")
+    assert f"Usage: {command.script} " in result.stdout
+    if name != "train":  # the training groups are not offered where they do not apply
+        assert "optimizer" not in result.stdout and "callbacks" not in result.stdout and "experiment" not in result.stdout
+        assert "ckpt_path: ???" in result.stdout
+
+
+def complete(line: str) -> list[str]:
+    """What bash offers after `line`, through the completion function Hydra installs for the command."""
+    script = line.split()[0]
+    program = f"""
+        eval "$({BIN / script} -sc install=bash)"
+        COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; read -ra COMP_WORDS <<< "$COMP_LINE"
+        COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 )); [[ "$COMP_LINE" == *" " ]] && COMP_CWORD=${{#COMP_WORDS[@]}}
+        hydra_bash_completion
+        printf '%s\\n' "${{COMPREPLY[@]}}"
+    """
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    result = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_shell_completion_works_for_the_installed_commands():
+    assert complete("mnist-exp model.ch") == ["model.channels="]
+    assert complete("mnist-exp optimizer=") == ["optimizer=adam", "optimizer=adamw", "optimizer=sgd"]
+    assert complete("mnist-exp-predict to") == ["top_k="]
