@@ -16,7 +16,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from mnist_exp.errors import ConfigError
+from mnist_exp.errors import is_int, require
 
 
 class LogSampleInputs(pl.Callback):
@@ -209,8 +209,7 @@ class StopOnNonFiniteLoss(pl.Callback):
     """
 
     def __init__(self, last_checkpoint: str | None = None, every_n_steps: int = 1):
-        if every_n_steps < 1:
-            raise ConfigError(f"callbacks.nan_guard.every_n_steps must be >= 1, got {every_n_steps}")
+        require(is_int(every_n_steps) and every_n_steps >= 1, "callbacks.nan_guard.every_n_steps", "an integer >= 1", every_n_steps)
         self.last_checkpoint = Path(last_checkpoint) if last_checkpoint else None
         self.every_n_steps = every_n_steps
         self._bad = None

@@ -64,30 +64,42 @@ def targets_in(node: Any) -> Iterator[str]:
             yield from targets_in(value)
 
 
-def offered_model_targets() -> set[str]:
-    """The `_target_` of every option of the `model` config group on Hydra's search path (the
-    project's conf/ and any dir added with hydra.searchpath); empty outside a Hydra app."""
-    from hydra.core.global_hydra import GlobalHydra
+def model_options_repository(config_sources=None):
+    """Hydra's config repository over the run's whole search path: the project's conf/ and every dir
+    added with hydra.searchpath (hydra.runtime.config_sources); None outside a Hydra app."""
+    from hydra._internal.config_repository import ConfigRepository
+    from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
+    from hydra.core.hydra_config import HydraConfig
 
-    if not GlobalHydra.instance().is_initialized():
+    if config_sources is None:
+        if not HydraConfig.initialized():
+            return None
+        config_sources = HydraConfig.get().runtime.config_sources
+    search_path = ConfigSearchPathImpl()
+    for source in config_sources:
+        search_path.append(source.provider, f"{source.schema}://{source.path}")
+    return ConfigRepository(search_path)
+
+
+def offered_model_targets(config_sources=None) -> set[str]:
+    """The `_target_` of every option of the `model` config group on the run's search path."""
+    repository = model_options_repository(config_sources)
+    if repository is None:
         return set()
-    loader = GlobalHydra.instance().config_loader()
     targets: set[str] = set()
-    for option in loader.get_group_options("model"):
+    for option in repository.get_group_options("model"):
         try:
-            loaded = loader.repository.load_config(f"model/{option}")
-        except Exception:  # an option that does not load offers nothing
+            loaded = repository.load_config(f"model/{option}")
+        except Exception:  # noqa: BLE001  (an option that does not load offers nothing)
             continue
-        if loaded is not None:
-            target = loaded.config.get("_target_")
-            if target:
-                targets.add(str(target))
+        if loaded is not None and loaded.config.get("_target_"):
+            targets.add(str(loaded.config.get("_target_")))
     return targets
 
 
-def check_targets(net_config: Mapping, path: str | Path, allowed: Iterable[str] = ()) -> None:
+def check_targets(net_config: Mapping, path: str | Path, allowed: Iterable[str] = (), config_sources=None) -> None:
     """Refuse a model config that would build anything but an allowed model class."""
-    allowed = set(allowed) | offered_model_targets()
+    allowed = set(allowed) | offered_model_targets(config_sources)
     for target in targets_in(net_config):
         if not (target.startswith(PROJECT_MODELS) or target in allowed):
             raise CheckpointError(

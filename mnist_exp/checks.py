@@ -8,86 +8,24 @@ creates the run dir; `train()` runs it again for each sweep job. Hydra's own com
 
 from __future__ import annotations
 
-import math
 import os
-from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, Callable
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_exp.errors import ConfigError, exit_with
+from mnist_exp.errors import ConfigError, exit_with, is_int
 from mnist_exp.rundirs import find_checkpoint
 
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
-PRECISIONS = (
-    "auto", "64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "transformer-engine",
-    "64", "32", "16", "bf16", 64, 32, 16,
-)
-
-
-ABSENT = object()
-
-
-def is_int(value: Any) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
-
-
-def is_number(value: Any) -> bool:
-    """A finite real number (nan and inf make no sense for any key checked here)."""
-    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def at_least(minimum: int) -> Callable[[Any], bool]:
-    return lambda v: is_int(v) and v >= minimum
-
-
-def is_fraction_or_count(value: Any) -> bool:
-    """Lightning's limit_*_batches: a fraction in (0, 1] or a whole number of batches >= 1."""
-    return (is_int(value) and value >= 1) or (is_number(value) and 0.0 < value <= 1.0)
-
-
-def is_devices(value: Any) -> bool:
-    if value == "auto" or (is_int(value) and (value >= 1 or value == -1)):
-        return True
-    if isinstance(value, str):
-        return all(part.strip().isdigit() for part in value.split(",") if part.strip()) and value.strip(", ") != ""
-    return OmegaConf.is_list(value) and len(value) > 0 and all(is_int(v) and v >= 0 for v in value)
-
-
-# key -> (test, what is allowed). Keys missing from the config (e.g. a model without dropout) are skipped.
-RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+# Keys that train.py itself reads (the classes the config builds check their own arguments).
+TRAIN_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": (is_int, "an integer"),
     "test_checkpoint": (lambda v: v in ("best", "last"), "best or last"),
     "torch_threads": (lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1"),
-    "model.channels": (at_least(1), "an integer >= 1"),
-    "model.hidden": (at_least(1), "an integer >= 1"),
-    "model.convs_per_block": (at_least(1), "an integer >= 1"),
-    "model.kernel_size": (lambda v: is_int(v) and v >= 1 and v % 2 == 1, "an odd integer >= 1"),
-    "model.dropout": (lambda v: is_number(v) and 0.0 <= v < 1.0, "a number in [0, 1)"),
-    "model.batch_norm": (lambda v: isinstance(v, bool), "true or false"),
-    "data.batch_size": (at_least(1), "an integer >= 1"),
-    "data.eval_batch_size": (at_least(1), "an integer >= 1"),
-    "data.val_size": (at_least(1), "an integer >= 1"),
-    "data.num_workers": (at_least(0), "an integer >= 0"),
-    "optimizer.lr": (lambda v: is_number(v) and v > 0, "a number > 0"),
-    "optimizer.weight_decay": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
-    "optimizer.momentum": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
-    "transforms.std": (lambda v: is_number(v) and v > 0, "a number > 0"),
-    "module.label_smoothing": (lambda v: is_number(v) and 0.0 <= v < 1.0, "a number in [0, 1)"),
-    "module.tta_shifts": (at_least(0), "an integer >= 0"),
-    "trainer.max_epochs": (at_least(1), "an integer >= 1"),
-    "trainer.accelerator": (lambda v: v in ACCELERATORS, f"one of {', '.join(ACCELERATORS)}"),
-    "trainer.devices": (is_devices, "auto, an integer >= 1 (or -1 for all), or a list of device indices"),
-    "trainer.num_nodes": (at_least(1), "an integer >= 1"),
-    "trainer.precision": (lambda v: v in PRECISIONS, "auto or one of 32-true, 16-mixed, bf16-mixed, 64-true, 16-true, bf16-true"),
-    "trainer.limit_train_batches": (is_fraction_or_count, "a fraction in (0, 1] or a number of batches >= 1"),
-    "trainer.limit_val_batches": (is_fraction_or_count, "a fraction in (0, 1] or a number of batches >= 1"),
-    "trainer.log_every_n_steps": (at_least(1), "an integer >= 1"),
-    "trainer.accumulate_grad_batches": (at_least(1), "an integer >= 1"),
-    "trainer.gradient_clip_val": (lambda v: v is None or (is_number(v) and v > 0), "null or a number > 0"),
+    "trainer.max_epochs": (lambda v: is_int(v) and v >= 1, "an integer >= 1 (the run tests what it trained)"),
 }
+ABSENT = object()
 
 
 def shown(value: Any) -> str:
@@ -95,18 +33,15 @@ def shown(value: Any) -> str:
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Raise ConfigError for the first value that cannot work."""
-    for key, (test, allowed) in RULES.items():
+    """Raise ConfigError for the first value that cannot work: train.py's own keys, the rules that span
+    several groups, then every class's own rules by building the cheap objects (build_cheap_objects)."""
+    for key, (test, allowed) in TRAIN_RULES.items():
         try:
             value = OmegaConf.select(cfg, key, default=ABSENT)
-        except Exception as error:  # an interpolation that does not resolve
+        except Exception as error:  # noqa: BLE001  (an interpolation that does not resolve)
             raise ConfigError(f"{key}: cannot resolve its value ({str(error).splitlines()[0]})") from None
         if value is not ABSENT and not test(value):
             raise ConfigError(f"{key} must be {allowed}, got {shown(value)}")
-    train_size = OmegaConf.select(cfg, "data.train_size")
-    val_size = OmegaConf.select(cfg, "data.val_size")
-    if is_int(train_size) and is_int(val_size) and val_size >= train_size:
-        raise ConfigError(f"data.val_size must be smaller than the {train_size} training images (data.train_size), got {val_size}")
     ckpt_path = OmegaConf.select(cfg, "ckpt_path")
     if ckpt_path is not None:
         if not isinstance(ckpt_path, str) or not ckpt_path:
@@ -116,6 +51,53 @@ def check_config(cfg: DictConfig) -> None:
     if log_dir is not None and not writable(Path(log_dir)):
         raise ConfigError(f"paths.log_dir={log_dir} cannot be written to; choose a dir you can write (paths.log_dir=...)")
     check_accelerator(OmegaConf.select(cfg, "trainer.accelerator"))
+    build_cheap_objects(cfg)
+
+
+def built(group: str, cfg: DictConfig, make: Callable[[], Any]) -> Any:
+    """make(), with its failure as one line: a class's own ConfigError as it is, anything else named by group."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return make()
+    except ConfigError:
+        raise
+    except Exception as error:  # noqa: BLE001  (the class refused its arguments: say which group, and why)
+        cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ else error
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        target = OmegaConf.select(cfg, f"{group}._target_") or group
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise ConfigError(f"{group}: {target} cannot be built from this config: {reason}") from None
+
+
+def build_cheap_objects(cfg: DictConfig) -> None:
+    """Build what a run builds first — model, transforms, data module (nothing read), optimizer, the
+    LightningModule, the Trainer — so that each class checks its own arguments before any dir exists."""
+    import logging
+
+    from hydra.utils import instantiate
+
+    from mnist_exp.hardware import resolve_precision
+
+    if OmegaConf.select(cfg, "model") is None or OmegaConf.select(cfg, "module") is None:
+        return  # not a training config
+    net = built("model", cfg, lambda: instantiate(cfg.model))
+    built("transforms", cfg, lambda: instantiate(cfg.transforms))
+    built("data", cfg, lambda: instantiate(cfg.data))
+    built("optimizer", cfg, lambda: instantiate(cfg.optimizer)(net.parameters()))
+    built("module", cfg, lambda: instantiate(cfg.module)(net=net, optimizer=None))
+    quiet = [logging.getLogger(name) for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.WARNING)  # the Trainer's "GPU available" lines belong to the run itself
+    try:
+        precision, _ = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+        built("trainer", cfg, lambda: instantiate(cfg.trainer, default_root_dir=None, logger=False, callbacks=[],
+                                                  enable_checkpointing=False, precision=precision))
+    finally:
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
 
 
 def writable(path: Path) -> bool:
@@ -153,7 +135,7 @@ def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
 
     try:
         net_config = read_checkpoint(checkpoint)["hyper_parameters"]["net_config"]
-        check_targets(net_config, checkpoint)
+        check_targets(net_config, checkpoint, config_sources=OmegaConf.select(cfg, "hydra.runtime.config_sources"))
         if OmegaConf.select(cfg, "module") is not None and OmegaConf.select(cfg, "model") is not None:
             check_same_model(net_config, OmegaConf.to_container(cfg.model, resolve=True), checkpoint)
     except CheckpointError as error:

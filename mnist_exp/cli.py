@@ -186,7 +186,6 @@ def one_line_errors(task: Callable) -> Callable:
 
 def check_required(config, config_name: str) -> None:
     """Before any dir is made: the command's mandatory keys (`???` in its config) are all given."""
-    from omegaconf import OmegaConf
 
     missing = missing_keys(config)
     if missing:

@@ -29,3 +29,23 @@ class DatasetUnavailableError(RuntimeError):
 
 # What a command reports as one `Error:` line (mnist_exp/cli.py); anything else keeps its traceback.
 EXPECTED_ERRORS = (ConfigError, StudyError, CheckpointError, DatasetUnavailableError)
+
+
+def is_int(value) -> bool:
+    from numbers import Integral
+
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """A finite real number (nan and inf make no sense for any configured value)."""
+    import math
+    from numbers import Real
+
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def require(ok: bool, key: str, allowed: str, value) -> None:
+    """A class's own rule for one of its arguments: `KEY must be ALLOWED, got VALUE` as a ConfigError."""
+    if not ok:
+        raise ConfigError(f"{key} must be {allowed}, got {value!r}")

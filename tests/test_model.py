@@ -44,10 +44,10 @@ def test_sizes_from_the_command_line_give_right_shapes_and_counts(overrides, c, 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"channels": 0}, "model.channels must be >= 1"),
-        ({"hidden": -3}, "model.hidden must be >= 1"),
-        ({"kernel_size": 4}, "model.kernel_size must be a positive odd number"),
-        ({"dropout": 1.0}, r"model.dropout must be in \[0, 1\)"),
+        ({"channels": 0}, "model.channels must be an integer >= 1"),
+        ({"hidden": -3}, "model.hidden must be an integer >= 1"),
+        ({"kernel_size": 4}, "model.kernel_size must be an odd integer >= 1"),
+        ({"dropout": 1.0}, r"model.dropout must be a number in \[0, 1\)"),
     ],
 )
 def test_bad_sizes_are_rejected_naming_the_key(kwargs, message):

@@ -69,7 +69,7 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
 
 def interrupt(reference: Reference, log_dir: Path, signal_name: str, step: int, when: str = "train_batch"):
     """A run like the reference that gets `signal_name` after optimizer step `step`; its run dir."""
-    stop = [f"+callbacks.stop._target_=tests.callbacks.SignalAtStep", f"+callbacks.stop.step={step}",
+    stop = ["+callbacks.stop._target_=tests.callbacks.SignalAtStep", f"+callbacks.stop.step={step}",
             f"+callbacks.stop.signal_name={signal_name}", f"+callbacks.stop.when={when}"]
     result = run_cli([*reference.data.overrides(), *RUN, *stop, f"paths.log_dir={log_dir}"])
     assert result.returncode == {"SIGTERM": 143, "SIGINT": 130}[signal_name], result.stderr[-3000:]

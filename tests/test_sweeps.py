@@ -55,7 +55,7 @@ def test_a_failing_job_is_recorded_and_the_others_finish(synthetic, tmp_path):
     rows = read_summary(sweep)
     statuses = {r["overrides"].split("model.kernel_size=")[1].split(",")[0]: r["status"] for r in rows}
     assert statuses["3"] == "ok"
-    assert statuses["4"].startswith("failed: ConfigError: model.kernel_size must be an odd integer >= 1, got 4")
+    assert statuses["4"].startswith("failed: ConfigError: model.kernel_size must be an odd integer >= 1 (padding keeps the size), got 4")
     assert "1 of 2 jobs failed" in result.stderr
 
 

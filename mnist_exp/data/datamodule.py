@@ -20,7 +20,7 @@ from mnist_exp.data.idx import read_idx
 from mnist_exp.data.sampler import ShardedBatchSampler
 from mnist_exp.data.sources import ensure_files
 from mnist_exp.data.transforms import BatchTransform
-from mnist_exp.errors import ConfigError
+from mnist_exp.errors import ConfigError, is_int, require
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 
@@ -110,9 +110,13 @@ class DigitsDataModule(pl.LightningDataModule):
         missing = [role for role in ROLES if role not in files]
         if missing:
             raise ConfigError(f"data.files is missing {', '.join(missing)} (needs {', '.join(ROLES)})")
-        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size), ("val_size", val_size)):
-            if value < 1:
-                raise ConfigError(f"data.{key} must be >= 1, got {value}")
+        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size), ("val_size", val_size),
+                           ("num_classes", num_classes)):
+            require(is_int(value) and value >= 1, f"data.{key}", "an integer >= 1", value)
+        require(is_int(num_workers) and num_workers >= 0, "data.num_workers", "an integer >= 0", num_workers)
+        if train_size is not None:
+            require(is_int(train_size) and train_size > val_size, "data.val_size",
+                    f"smaller than the {train_size} training images (data.train_size)", val_size)
         self.name, self.files, self.sources, self.data_dir = name, files, list(sources), Path(data_dir)
         self.transforms, self.num_classes = transforms, num_classes
         self.train_size, self.val_size, self.split_seed = train_size, val_size, split_seed

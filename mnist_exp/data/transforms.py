@@ -10,14 +10,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mnist_exp.errors import ConfigError
+from mnist_exp.errors import is_number, require
 
 
 class BatchTransform(nn.Module):
     def __init__(self, mean: float = 0.5, std: float = 0.5, augment: nn.Module | None = None):
         super().__init__()
-        if std <= 0:
-            raise ConfigError(f"transforms.std must be > 0, got {std}")
+        require(is_number(std) and std > 0, "transforms.std", "a number > 0", std)
+        require(is_number(mean), "transforms.mean", "a number", mean)
         self.mean, self.std = float(mean), float(std)
         self.augment = augment
 

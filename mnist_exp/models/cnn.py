@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mnist_exp.errors import ConfigError
+from mnist_exp.errors import is_int, is_number, require
 
 
 class CNN(nn.Module):
@@ -28,14 +28,14 @@ class CNN(nn.Module):
         image_size: int = 28,
     ):
         super().__init__()
-        sizes = (("channels", channels), ("hidden", hidden), ("convs_per_block", convs_per_block), ("num_classes", num_classes))
+        sizes = (("channels", channels), ("hidden", hidden), ("convs_per_block", convs_per_block), ("num_classes", num_classes),
+                 ("in_channels", in_channels), ("image_size", image_size))
         for key, value in sizes:
-            if value < 1:
-                raise ConfigError(f"model.{key} must be >= 1, got {value}")
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ConfigError(f"model.kernel_size must be a positive odd number (padding keeps the size), got {kernel_size}")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {dropout}")
+            require(is_int(value) and value >= 1, f"model.{key}", "an integer >= 1", value)
+        require(is_int(kernel_size) and kernel_size >= 1 and kernel_size % 2 == 1, "model.kernel_size",
+                "an odd integer >= 1 (padding keeps the size)", kernel_size)
+        require(is_number(dropout) and 0.0 <= dropout < 1.0, "model.dropout", "a number in [0, 1)", dropout)
+        require(isinstance(batch_norm, bool), "model.batch_norm", "true or false", batch_norm)
         pooled = image_size // 4  # two 2x2 max-pools
 
         def block(c_in: int, c_out: int) -> list[nn.Module]:

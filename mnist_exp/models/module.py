@@ -15,7 +15,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from mnist_exp.data.transforms import BatchTransform
-from mnist_exp.errors import ConfigError
+from mnist_exp.errors import ConfigError, is_int, is_number, require
 
 STAGES = ("train", "val", "test")
 
@@ -74,10 +74,8 @@ class DigitClassifier(pl.LightningModule):
             checkpoint so that evaluate, predict and export can rebuild everything from it alone.
         """
         super().__init__()
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ConfigError(f"module.label_smoothing must be in [0, 1), got {label_smoothing}")
-        if tta_shifts < 0:
-            raise ConfigError(f"module.tta_shifts must be >= 0, got {tta_shifts}")
+        require(is_number(label_smoothing) and 0.0 <= label_smoothing < 1.0, "module.label_smoothing", "a number in [0, 1)", label_smoothing)
+        require(is_int(tta_shifts) and tta_shifts >= 0, "module.tta_shifts", "an integer >= 0", tta_shifts)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.normalize = BatchTransform(**(normalization or {"mean": 0.5, "std": 0.5}))
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net

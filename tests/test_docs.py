@@ -1,0 +1,208 @@
+"""Every command in README.md and docs/*.md, run as written: training commands composed (their
+overrides must land in the config), the others run for real on small data, error samples compared."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+
+from mnist_exp import PROJECT_ROOT, cli
+from tests.conftest import run_cli
+from tests.helpers import compose, stopped_run_dir
+
+DOCS = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
+BIN = Path(sys.executable).parent
+COMPLETION = 'eval "$(mnist-exp -sc install=bash)"'
+
+
+def bash_commands(path: Path) -> list[str]:
+    """Every command line in the ```bash blocks of a markdown file, comments stripped."""
+    blocks = re.findall(r"```bash\n(.*?)```", path.read_text(), re.S)
+    lines = [line.split(" #", 1)[0].strip() for block in blocks for line in block.splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def kind(command: str) -> str:
+    """Which test runs a documented command."""
+    if "hydra.searchpath=[file://my_conf]" in command:
+        return "extending"
+    if command in ("bash scripts/train.sh", "bash scripts/test.sh"):
+        return "quickstart"
+    if command.startswith(("source .venv/bin/activate", "export PGPASSWORD=")) or command == COMPLETION:
+        return "shell"
+    for name in ("summarize", "evaluate", "predict", "export"):
+        if command.startswith((f"mnist-exp-{name}", f"python -m mnist_exp.{name}")):
+            return "study-summary" if "--storage" in command else name
+    if re.match(r"(mnist-exp|python -m mnist_exp)( |$)", command):
+        return "resume" if "ckpt_path=" in command else "train"
+    if command.startswith("tensorboard --logdir "):
+        return "tensorboard"
+    if command.startswith(("python bench/", "bash bench/")):
+        return "bench"
+    return "unknown"
+
+
+COMMANDS = [(path.relative_to(PROJECT_ROOT).as_posix(), command) for path in DOCS for command in bash_commands(path)]
+
+
+def of_kind(wanted: str) -> list[str]:
+    return [command for _, command in COMMANDS if kind(command) == wanted]
+
+
+def arguments(command: str) -> list[str]:
+    """The arguments after the program (`mnist-exp-x` or `python -m mnist_exp.x`)."""
+    words = shlex.split(command.replace("$SLURM_ARRAY_TASK_ID", "3"))
+    return words[3:] if words[0] == "python" else words[1:]
+
+
+def test_every_documented_command_is_one_the_tests_run():
+    assert len(COMMANDS) > 30
+    unknown = [f"{where}: {command}" for where, command in COMMANDS if kind(command) == "unknown"]
+    assert not unknown, "a documented command no test runs:\n" + "\n".join(unknown)
+
+
+def test_quickstart_has_exactly_two_commands_and_ci_runs_the_test_one():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    quickstart = re.search(r"## Quickstart\n.*?```bash\n(.*?)```", readme, re.S).group(1)
+    assert [line.split("#")[0].strip() for line in quickstart.splitlines()] == ["bash scripts/train.sh", "bash scripts/test.sh"]
+    assert "\nbash scripts/test.sh\n" in (PROJECT_ROOT / ".ci" / "run").read_text()
+
+
+def test_the_readme_stays_short_and_links_every_doc():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150
+    for doc in sorted((PROJECT_ROOT / "docs").glob("*.md")):
+        assert f"(docs/{doc.name})" in readme, doc.name
+    for link in re.findall(r"\]\(((?:docs/)?[\w./-]+\.md)(?:#[\w-]+)?\)", readme):
+        assert (PROJECT_ROOT / link).is_file(), link
+
+
+@pytest.mark.parametrize("command", of_kind("train"))
+def test_training_commands_compose_with_their_overrides(command):
+    """In-process: -m only changes the mode, a grid's first point stands for it, flags just print."""
+    args = [a for a in arguments(command) if a not in ("-m", "--multirun", "--help") and not a.startswith("--cfg")]
+    args = [a for a in args if a not in ("job", "hydra", "all")]
+    overrides = [a.split("=", 1)[0] + "=" + a.split("=", 1)[1].split(",")[0] for a in args]
+    cfg = compose(overrides, return_hydra_config=True)
+    for override in overrides:
+        key, value = override.split("=", 1)
+        if "/" in key or "." not in key:
+            continue  # a group choice: composing it is the test
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        assert str(node) == value or float(node) == float(value), override
+
+
+def test_resume_commands_carry_on_in_the_runs_dir_with_its_overrides(tmp_path):
+    """Every documented resume command, against a stopped run dir like the one the docs name."""
+    run_dir = stopped_run_dir(tmp_path, "10-31-07_model.channels=32", ["model.channels=32"])
+    commands = of_kind("resume")
+    assert len(commands) >= 3
+    for command in commands:
+        args = [a.replace("outputs/2026-11-27/", f"{tmp_path}/2026-11-27/") for a in arguments(command)]
+        result = run_cli([*args, f"paths.log_dir={tmp_path}", "--cfg", "all"], timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "  channels: 32\n" in result.stdout  # the run's own override
+        assert f"ckpt_path: {run_dir}/checkpoints/last.ckpt\n" in result.stdout
+        assert f"dir: {run_dir}\n" in result.stdout  # hydra.run.dir: the same run dir
+
+
+def test_summarize_commands_run_as_written(tmp_path, capsys):
+    from mnist_exp.summarize import main as summarize_main
+    from tests.test_runs_table import outputs
+
+    root = outputs(tmp_path)
+    commands = of_kind("summarize")
+    assert len(commands) >= 3
+    for command in commands:
+        args = [re.sub(r"^outputs/(multirun/[\d-]+/[\d-]+)?", str(root) + "/", a) for a in arguments(command)]
+        assert summarize_main(args) == 0, command
+
+
+def test_commands_that_need_a_server_or_a_gpu_are_run_by_their_own_tests():
+    tests = {path.name: path.read_text() for path in (PROJECT_ROOT / "tests").glob("test_*.py")}
+    assert of_kind("tensorboard") and '"--logdir"' in tests["test_tensorboard.py"]  # a real TensorBoard server
+    assert of_kind("study-summary") and '"--storage"' in tests["test_study.py"]  # a real PostgreSQL server
+    assert [c for _, c in COMMANDS if c.startswith("eval ")] == [COMPLETION]
+    assert "-sc install=bash" in tests["test_one_voice.py"]
+    for command in of_kind("extending"):  # tests/test_extending.py runs these with a user's files in a temp dir
+        program = "mnist_exp" if command.split()[0] == "mnist-exp" else "mnist_exp." + command.split()[0].rsplit("-", 1)[1]
+        assert f'"{program}"' in tests["test_extending.py"], command
+
+
+@pytest.mark.parametrize("command", of_kind("bench"))
+def test_benchmark_commands_parse(command):
+    words = shlex.split(command)
+    if words[0] == "bash":
+        result = subprocess.run(["bash", "-n", words[1]], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    else:
+        result = subprocess.run([sys.executable, words[1], "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def console_samples() -> list[tuple[str, str, list[str]]]:
+    """($ command, the output lines shown under it) from the ```console blocks of the docs."""
+    samples = []
+    for path in DOCS:
+        for block in re.findall(r"```console\n(.*?)```", path.read_text(), re.S):
+            for chunk in block.split("$ ")[1:]:
+                command, *output = chunk.strip().splitlines()
+                samples.append((path.name, command, output))
+    return samples
+
+
+@pytest.mark.parametrize(("where", "command", "output"), console_samples())
+def test_error_samples_are_what_the_command_prints(where, command, output, tmp_path, monkeypatch, capsys):
+    script, *args = shlex.split(command)
+    name = next(n for n, c in cli.COMMANDS.items() if c.script == script)
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", [str(BIN / script), *args, f"paths.log_dir={tmp_path}"])
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
+    with pytest.raises(SystemExit):
+        getattr(cli, name)()
+    assert capsys.readouterr().err.strip().splitlines() == output
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_run, tmp_path_factory) -> tuple[list[str], Path]:
+    """A copy of the tiny synthetic run in its own log dir: (the data overrides, that log dir)."""
+    data, run_dir = synthetic_run
+    log_dir = tmp_path_factory.mktemp("docs-outputs")
+    shutil.copytree(run_dir, log_dir / "2026-11-27" / "10-31-07")
+    return data.overrides(), log_dir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [c for k in ("evaluate", "predict", "export") for c in of_kind(k)])
+def test_use_a_model_commands_run_as_written(command, trained, tmp_path):
+    from PIL import Image
+
+    from tests.conftest import synthetic_digits
+
+    data_overrides, log_dir = trained
+    checkpoint = log_dir / "2026-11-27" / "10-31-07" / "checkpoints" / "last.ckpt"
+    images, _ = synthetic_digits(3, seed=5)
+    (tmp_path / "my_digits").mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(255 - image).save(tmp_path / "my_digits" / f"digit{i}.png")  # dark ink on light paper
+    args = [re.sub(r"^ckpt_path=(PATH|outputs/.*)$", f"ckpt_path={checkpoint}", a) for a in arguments(command)]
+    name = kind(command)
+    extra = [f"paths.log_dir={log_dir}"] + (data_overrides if name == "evaluate" else [])
+    result = run_cli([*args, *extra], cwd=tmp_path, module=f"mnist_exp.{name}", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    if name == "evaluate":
+        assert "test accuracy" in result.stdout
+    elif name == "predict":
+        lines = [json.loads(line) for line in result.stdout.splitlines()]
+        assert len(lines) == 3 and all("digit" in line for line in lines)
+    else:
+        assert result.stdout.startswith("Wrote ") and checkpoint.with_suffix(".onnx").is_file()
