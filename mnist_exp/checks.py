@@ -123,6 +123,13 @@ def check_accelerator(accelerator: Any) -> None:
             raise ConfigError("trainer.accelerator=mps, but this machine has no Apple MPS device; use trainer=cpu")
 
 
+def requested_model_keys(cfg: DictConfig, overrides: list[str]) -> dict:
+    """The model.* keys set on the command line, with their values as composed."""
+    keys = {o.split("=", 1)[0].lstrip("+~").split(".", 1)[1] for o in overrides if o.lstrip("+~").startswith("model.")}
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    return {key: model[key] for key in keys if key in model}
+
+
 def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
     """The checkpoint is a safe mnist-exp checkpoint whose model config names only allowed models; a
     training config (one with a `module`) resumes it into `model`, so the two must match in full."""
@@ -138,6 +145,8 @@ def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
         check_targets(net_config, checkpoint, config_sources=OmegaConf.select(cfg, "hydra.runtime.config_sources"))
         if OmegaConf.select(cfg, "module") is not None and OmegaConf.select(cfg, "model") is not None:
             check_same_model(net_config, OmegaConf.to_container(cfg.model, resolve=True), checkpoint)
+        elif OmegaConf.select(cfg, "model") is not None:  # evaluate: the model keys given must match
+            check_same_model(net_config, requested_model_keys(cfg, OmegaConf.select(cfg, "hydra.overrides.task") or []), checkpoint)
     except CheckpointError as error:
         raise ConfigError(str(error)) from None
 

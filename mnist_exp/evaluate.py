@@ -11,21 +11,14 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
 from mnist_exp import CONFIG_DIR
+from mnist_exp.checks import requested_model_keys
 from mnist_exp.cli import one_line_errors, run
 from mnist_exp.resume import quote_ckpt_path
 from mnist_exp.rundirs import find_checkpoint, write_json_atomically
-
-
-def requested_model_keys(cfg: DictConfig) -> dict:
-    """The model.* keys set on the command line, with their values as composed."""
-    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
-    keys = {o.split("=", 1)[0].lstrip("+~").split(".", 1)[1] for o in overrides if o.lstrip("+~").startswith("model.")}
-    model = OmegaConf.to_container(cfg.model, resolve=True)
-    return {key: model[key] for key in keys if key in model}
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -38,7 +31,8 @@ def evaluate(cfg: DictConfig) -> dict:
 
     pl.seed_everything(cfg.seed)
     ckpt_path = find_checkpoint(str(cfg.ckpt_path), Path(cfg.paths.log_dir))  # `last`: the newest last.ckpt
-    module = load_classifier(ckpt_path, expected_model=requested_model_keys(cfg))
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    module = load_classifier(ckpt_path, expected_model=requested_model_keys(cfg, list(overrides)))
     run_dir = Path(cfg.paths.output_dir)
     datamodule = instantiate(cfg.data, transforms=BatchTransform(**module.hparams.normalization))
     report = TestReport(mistakes=cfg.mistakes)

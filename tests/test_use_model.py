@@ -54,6 +54,7 @@ def test_evaluate_refuses_a_checkpoint_that_does_not_match_the_requested_model(s
                      module="mnist_exp.evaluate")
     assert result.returncode == 1
     assert "does not match the requested model: model.channels=16 in the checkpoint but 32 requested" in result.stdout + result.stderr
+    assert not out.exists()  # refused before Hydra made the run dir
     assert not (out / "evaluation.json").exists()
 
 
