@@ -24,7 +24,6 @@ from mnist_exp.rundirs import find_checkpoint, write_json_atomically
 def evaluate(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
 
-    from mnist_exp.data.transforms import BatchTransform
     from mnist_exp.hardware import resolve_precision
     from mnist_exp.inference import load_classifier
     from mnist_exp.report import TestReport
@@ -34,7 +33,7 @@ def evaluate(cfg: DictConfig) -> dict:
     overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
     module = load_classifier(ckpt_path, expected_model=requested_model_keys(cfg, list(overrides)))
     run_dir = Path(cfg.paths.output_dir)
-    datamodule = instantiate(cfg.data, transforms=BatchTransform(**module.hparams.normalization))
+    datamodule = instantiate(cfg.data)  # uint8 batches: the checkpoint's own transform normalizes them
     report = TestReport(mistakes=cfg.mistakes)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     precision, _ = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)

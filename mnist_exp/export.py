@@ -10,11 +10,10 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import torch
 from omegaconf import DictConfig
-from torch import nn
 
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
 from mnist_exp import CONFIG_DIR
@@ -22,29 +21,23 @@ from mnist_exp.cli import check_required, one_line_errors, run
 from mnist_exp.errors import ConfigError
 from mnist_exp.resume import quote_ckpt_path
 
+if TYPE_CHECKING:
+    from torch import nn
+
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
-class RawImageClassifier(nn.Module):
-    """Normalization + network + softmax, for raw 0..255 pixel values."""
-
-    def __init__(self, net: nn.Module, mean: float, std: float):
-        super().__init__()
-        self.net, self.mean, self.std = net, float(mean), float(std)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net((images / 255.0 - self.mean) / self.std).softmax(dim=1)
-
-
 def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 17, log_dir: str = "outputs") -> Path:
-    from mnist_exp.inference import load_classifier
+    import torch
+
+    from mnist_exp.inference import RawImageClassifier, load_classifier
     from mnist_exp.rundirs import find_checkpoint
 
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt} is not one of {', '.join(FORMATS)}")
     ckpt_path = find_checkpoint(str(ckpt_path), Path(log_dir))  # `last`: the newest last.ckpt
     module = load_classifier(ckpt_path)
-    model = RawImageClassifier(module.net.to(memory_format=torch.contiguous_format), **module.hparams.normalization).eval()
+    model = RawImageClassifier(module.net.to(memory_format=torch.contiguous_format), module.transform).eval()
     target = Path(output) if output else Path(ckpt_path).with_suffix(FORMATS[fmt])
     descriptor, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(descriptor)
@@ -59,6 +52,8 @@ def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 17,
 
 
 def write_model(model: nn.Module, fmt: str, tmp: Path, opset: int) -> None:
+    import torch
+
     example = torch.zeros(2, 1, 28, 28)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch marks TorchScript and the classic ONNX exporter as legacy

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
+import torch
 from hydra.utils import instantiate
+from torch import nn
 
 from mnist_exp.checkpoints import (
     CheckpointError,
@@ -15,7 +17,7 @@ from mnist_exp.checkpoints import (
 )
 from mnist_exp.models import DigitClassifier
 
-__all__ = ["CheckpointError", "load_classifier"]
+__all__ = ["CheckpointError", "RawImageClassifier", "load_classifier"]
 
 
 def load_classifier(
@@ -47,3 +49,15 @@ def load_classifier(
         first = str(error).strip().splitlines()[0]
         raise CheckpointError(f"ckpt_path={path}: weights do not fit the model config inside it ({first})") from None
     return module.to(map_location).eval()
+
+
+class RawImageClassifier(nn.Module):
+    """What export writes: the checkpoint's own input transform, the network and a softmax, for raw
+    pixel values 0..255."""
+
+    def __init__(self, net: nn.Module, transform: nn.Module):
+        super().__init__()
+        self.net, self.transform = net, transform
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(self.transform(images)).softmax(dim=1)

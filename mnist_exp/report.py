@@ -79,7 +79,7 @@ class TestReport(pl.Callback):
         if room > 0:
             confidence, predicted = outputs.softmax(dim=1).max(dim=1)
             wrong = (predicted != labels).nonzero().flatten()[:room]
-            shown = (images[wrong].float() * pl_module.normalize.std + pl_module.normalize.mean).clamp(0, 1).cpu()
+            shown = pl_module.transform.undo(images[wrong]).cpu()
             for image, i in zip(shown, wrong.tolist()):
                 self.mistakes.append((image, int(labels[i]), int(predicted[i]), float(confidence[i])))
 

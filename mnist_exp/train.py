@@ -110,7 +110,7 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         net_config=OmegaConf.to_container(cfg.model, resolve=True),
-        normalization={"mean": cfg.transforms.mean, "std": cfg.transforms.std},
+        transforms=instantiate(cfg.transforms),
     )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = [instantiate(c, **continued_history(c, resume_from)) for c in (cfg.get("logger") or {}).values() if c]

@@ -2,8 +2,8 @@
 
 Each split is one tensor, kept on the training device when it is a GPU with room for it;
 a batch is a slice of a shuffled index (no per-item Python work, no collation), each rank
-taking its own shard, and the `transforms` module turns it into normalized (and, for
-training, augmented) floats on the device in `on_after_batch_transfer`.
+taking its own shard. Batches stay uint8: the LightningModule's input transform turns them
+into normalized (and, for training, augmented) floats on the device.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from torch.utils.data import DataLoader, Dataset
 from mnist_exp.data.idx import read_idx
 from mnist_exp.data.sampler import ShardedBatchSampler
 from mnist_exp.data.sources import ensure_files
-from mnist_exp.data.transforms import BatchTransform
 from mnist_exp.errors import ConfigError, is_int, require
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
@@ -95,7 +94,6 @@ class DigitsDataModule(pl.LightningDataModule):
         files: Mapping[str, Mapping[str, str]],
         sources: Sequence,
         data_dir: str,
-        transforms: BatchTransform,
         num_classes: int = 10,
         train_size: int | None = None,
         val_size: int = 5000,
@@ -118,7 +116,7 @@ class DigitsDataModule(pl.LightningDataModule):
             require(is_int(train_size) and train_size > val_size, "data.val_size",
                     f"smaller than the {train_size} training images (data.train_size)", val_size)
         self.name, self.files, self.sources, self.data_dir = name, files, list(sources), Path(data_dir)
-        self.transforms, self.num_classes = transforms, num_classes
+        self.num_classes = num_classes
         self.train_size, self.val_size, self.split_seed = train_size, val_size, split_seed
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.seed, self.on_device, self.num_workers = seed, on_device, num_workers
@@ -202,7 +200,3 @@ class DigitsDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
 
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        images, labels = batch
-        training = self.trainer is not None and self.trainer.training
-        return self.transforms(images, augment=training), labels

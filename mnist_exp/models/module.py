@@ -58,6 +58,7 @@ class DigitClassifier(pl.LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         net_config: dict | None = None,
+        transforms: BatchTransform | None = None,
         normalization: dict | None = None,
     ):
         """`optimizer` takes the parameters; `scheduler` is Lightning's lr_scheduler dict whose
@@ -70,14 +71,18 @@ class DigitClassifier(pl.LightningModule):
             not mirror-symmetric).
         channels_last, compile: speed switches: NHWC memory layout (faster for this CNN on CPUs and
             GPUs), torch.compile (pays off on GPUs for long runs).
-        net_config, normalization: the model's Hydra config and the input mean/std, saved in the
-            checkpoint so that evaluate, predict and export can rebuild everything from it alone.
+        transforms: the input transform (normalization, and augmentation for training batches); its
+            mean/std are saved in the checkpoint as `normalization`, from which a module loaded
+            from a checkpoint rebuilds it.
+        net_config: the model's Hydra config, saved in the checkpoint, so that evaluate, predict and
+            export can rebuild everything from it alone.
         """
         super().__init__()
         require(is_number(label_smoothing) and 0.0 <= label_smoothing < 1.0, "module.label_smoothing", "a number in [0, 1)", label_smoothing)
         require(is_int(tta_shifts) and tta_shifts >= 0, "module.tta_shifts", "an integer >= 0", tta_shifts)
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
-        self.normalize = BatchTransform(**(normalization or {"mean": 0.5, "std": 0.5}))
+        self.transform = transforms or BatchTransform(**(normalization or {"mean": 0.5, "std": 0.5}))
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "transforms"], logger=False)
+        self.hparams["normalization"] = {"mean": self.transform.mean, "std": self.transform.std}
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.optimizer_factory, self.scheduler_config = optimizer, scheduler or None
         self.train_criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
@@ -113,7 +118,12 @@ class DigitClassifier(pl.LightningModule):
     @torch.no_grad()
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities for uint8 MNIST-style images [N, 28, 28], preprocessed as in training."""
-        return self.forward_tta(self.normalize(images.to(self.device))).exp()
+        return self.forward_tta(self.transform(images.to(self.device))).exp()
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """uint8 batches become normalized floats on the device (augmented when training)."""
+        images, labels = batch
+        return self.transform(images, augment=self.trainer is not None and self.trainer.training), labels
 
     def shared_step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss and logits for one batch; accumulates the stage's epoch accuracy and mean loss."""
