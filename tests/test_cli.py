@@ -7,18 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_exp import PROJECT_ROOT
 from mnist_exp.checkpoints import read_checkpoint
-from tests.conftest import TINY_RUN, run_cli
+from tests.helpers import TINY_RUN, load_events, run_cli
 
 METRIC_KEYS = {"test/acc", "test/loss", "val/acc_best", "epochs", "fit_seconds", "checkpoint"}
-
-
-def load_events(run_dir):
-    events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
-    return events.Reload()
 
 
 @pytest.mark.slow

@@ -33,7 +33,7 @@ def test_option_composes_and_instantiates(group, option, synthetic, tmp_path):
     optimizer = instantiate(cfg.optimizer)
     assert isinstance(optimizer, partial)
     scheduler = instantiate(cfg.scheduler) if cfg.scheduler else None
-    module = DigitClassifier(net, optimizer, scheduler)
+    DigitClassifier(net, optimizer, scheduler)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     loggers = [instantiate(c) for c in cfg.logger.values()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, accelerator="cpu", max_epochs=1, precision="32-true")

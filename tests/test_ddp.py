@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mnist_exp.checkpoints import read_checkpoint
-from tests.conftest import run_cli, write_synthetic
+from tests.helpers import run_cli, write_synthetic
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 
 from mnist_exp import PROJECT_ROOT, cli
-from tests.conftest import run_cli
-from tests.helpers import compose, stopped_run_dir
+from tests.helpers import compose, run_cli, stopped_run_dir
 
 DOCS = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
 BIN = Path(sys.executable).parent
@@ -118,7 +117,7 @@ def test_resume_commands_carry_on_in_the_runs_dir_with_its_overrides(tmp_path):
 
 def test_summarize_commands_run_as_written(tmp_path, capsys):
     from mnist_exp.summarize import main as summarize_main
-    from tests.test_runs_table import outputs
+    from tests.helpers import outputs
 
     root = outputs(tmp_path)
     commands = of_kind("summarize")
@@ -186,7 +185,7 @@ def trained(synthetic_run, tmp_path_factory) -> tuple[list[str], Path]:
 def test_use_a_model_commands_run_as_written(command, trained, tmp_path):
     from PIL import Image
 
-    from tests.conftest import synthetic_digits
+    from tests.helpers import synthetic_digits
 
     data_overrides, log_dir = trained
     checkpoint = log_dir / "2026-11-27" / "10-31-07" / "checkpoints" / "last.ckpt"

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from mnist_exp import PROJECT_ROOT
-from tests.conftest import synthetic_digits, write_synthetic
+from tests.helpers import synthetic_digits, write_synthetic
 
 pytestmark = pytest.mark.slow
 

@@ -48,6 +48,7 @@ def test_every_preset_uses_the_auto_precision(preset):
     assert compose([*([f"experiment={preset}"] if preset else []), "trainer.precision=32-true"]).trainer.precision == "32-true"
 
 
+@pytest.mark.slow  # a real run / subprocesses
 def test_a_run_records_its_precision_and_hardware(synthetic_run):
     _, run_dir = synthetic_run
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from mnist_exp.checkpoints import read_checkpoint
-from tests.conftest import run_cli
-from tests.test_hostile_files import Payload, hostile_corpus
+from tests.helpers import Payload, hostile_corpus, run_cli
 
 pytestmark = pytest.mark.slow
 

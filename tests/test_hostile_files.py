@@ -5,11 +5,8 @@ import gzip
 import json
 import os
 import re
-import struct
 import subprocess
 import sys
-import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,17 +20,7 @@ from mnist_exp.errors import ConfigError
 from mnist_exp.images import ImageError, load_digit
 from mnist_exp.predict import expand_inputs
 from mnist_exp.rundirs import find_checkpoint, hold_run_lock, write_json_atomically
-from tests.test_images import stroke
-
-
-class Payload:
-    """A pickle that creates a directory when unpickled by the unsafe unpickler."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.makedirs, (self.marker,))
+from tests.helpers import HOLD_LOCK, Payload, hostile_corpus, stroke
 
 
 def test_a_pickle_payload_is_refused_and_never_runs(tmp_path):
@@ -74,57 +61,6 @@ def test_a_model_config_may_only_name_allowed_models():
 
 
 # --- images -----------------------------------------------------------------------------------
-
-def png_claiming_size(path: Path, width: int, height: int) -> None:
-    """A tiny 1-bit PNG whose header claims width x height pixels: a decompression bomb."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = zlib.compress(b"\x00" * (1 + (width + 7) // 8) * 16)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
-                     + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
-
-
-def hostile_corpus(folder: Path) -> dict[str, str]:
-    """Write the corpus; name -> 'digit' (must be predicted) or 'error' (must be an error line)."""
-    folder.mkdir()
-    light = stroke()
-    expected = {}
-
-    def save(name, image, kind="digit", **kwargs):
-        image.save(folder / name, **kwargs)
-        expected[name] = kind
-
-    save("plain.png", Image.fromarray(light))
-    save("light16.png", Image.fromarray(light.astype(np.uint16) * 257))  # 16-bit light on dark
-    save("dark16.png", Image.fromarray((255 - light).astype(np.uint16) * 257))  # 16-bit dark on light
-    save("float.tif", Image.fromarray(light.astype(np.float32) / 255.0))
-    save("cmyk.jpg", Image.fromarray(np.stack([255 - light] * 3, -1)).convert("CMYK"), quality=95)
-    palette = Image.fromarray(255 - light).convert("P")
-    palette.info["transparency"] = palette.getpixel((0, 0))  # the paper is transparent
-    save("palette_alpha.png", palette)
-    frames = [Image.fromarray(255 - light).convert("P"), Image.new("P", (90, 120), 255)]
-    frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:], duration=100)
-    expected["animated.gif"] = "digit"
-    rotated = Image.fromarray(np.ascontiguousarray(np.rot90(255 - light)))  # stored sideways ...
-    exif = Image.Exif()
-    exif[0x0112] = 6  # ... and EXIF says: rotate 90 degrees clockwise to view
-    save("exif_rotated.jpg", rotated, exif=exif, quality=95)
-    png_claiming_size(folder / "bomb.png", 20000, 20000)
-    expected["bomb.png"] = "error"
-    whole = (folder / "plain.png").read_bytes()
-    (folder / "truncated.png").write_bytes(whole[: len(whole) // 2])
-    expected["truncated.png"] = "error"
-    (folder / "zero.png").write_bytes(b"")
-    expected["zero.png"] = "error"
-    (folder / "d.png").mkdir()
-    expected["d.png"] = "error"
-    (folder / "notes.txt").write_text("not an image")
-    expected["notes.txt"] = "error"
-    odd = os.fsdecode(b"caf\xe9-digit.png")  # a name that is not UTF-8
-    Image.fromarray(light).save(folder / odd, format="PNG")
-    expected[odd] = "digit"
-    return expected
 
 
 def test_every_hostile_image_gets_a_digit_or_one_error_and_good_digits_look_alike(tmp_path):
@@ -210,14 +146,6 @@ def test_verified_files_are_read_without_the_lock_and_stale_fetch_dirs_are_clean
 
 
 # --- run dirs -------------------------------------------------------------------------------------
-
-HOLD_LOCK = """
-import sys
-from mnist_exp.rundirs import hold_run_lock
-with hold_run_lock(sys.argv[1]):
-    print("held", flush=True)
-    sys.stdin.read()
-"""
 
 
 def test_last_never_picks_a_run_that_is_still_running(tmp_path):

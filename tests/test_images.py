@@ -5,14 +5,7 @@ import pytest
 from PIL import Image
 
 from mnist_exp.images import ImageError, load_digit, to_mnist_digit
-
-
-def stroke(size=(120, 90)) -> np.ndarray:
-    """A light vertical bar with a foot on black, off-centre: a crude '1'."""
-    image = np.zeros(size, dtype=np.uint8)
-    image[20:100, 60:72] = 255
-    image[90:100, 45:72] = 255
-    return image
+from tests.helpers import stroke
 
 
 def test_digit_is_scaled_into_20_pixels_and_centred_by_mass():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mnist_exp.checkpoints import read_checkpoint
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow
 

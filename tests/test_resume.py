@@ -14,9 +14,13 @@ import yaml
 from mnist_exp.checkpoints import read_checkpoint
 from mnist_exp.resume import resume_arguments
 from mnist_exp.rundirs import claim_dir, find_checkpoint
-from tests.conftest import SyntheticData, run_cli, write_synthetic
-from tests.helpers import stopped_run_dir
-from tests.test_cli import load_events
+from tests.helpers import (
+    SyntheticData,
+    load_events,
+    run_cli,
+    stopped_run_dir,
+    write_synthetic,
+)
 
 pytestmark = pytest.mark.slow
 

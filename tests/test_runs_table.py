@@ -7,40 +7,10 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 from mnist_exp.summarize import collect
 from mnist_exp.summarize import main as summarize_main
-from tests.test_hostile_files import HOLD_LOCK
-
-
-def fake_run(run_dir, overrides, choices, config, metrics=None, failure=None, last_ckpt=False, job="train"):
-    """A run dir as a training run (or evaluate) leaves it."""
-    (run_dir / ".hydra").mkdir(parents=True)
-    (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
-    (run_dir / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"job": {"name": job}, "runtime": {"choices": choices}}}))
-    if metrics:
-        (run_dir / "metrics.json").write_text(json.dumps({"epochs": 2, "wall_seconds": 5.0, **metrics}))
-    if failure:
-        (run_dir / "failure.json").write_text(json.dumps({"error": failure, "wall_seconds": 1.0}))
-    if last_ckpt:
-        (run_dir / "checkpoints").mkdir()
-        (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"x")
-    return run_dir
-
-
-def outputs(tmp_path):
-    out = tmp_path / "outputs"
-    adam, sgd = {"optimizer": "adam", "model": "cnn"}, {"optimizer": "sgd", "model": "cnn"}
-    fake_run(out / "2026-11-28/10-00-00", [], adam, {"model": {"channels": 16}}, {"val/acc_best": 0.95, "test/acc": 0.96})
-    fake_run(out / "multirun/2026-11-28/11-00-00/0_model.channels=32", ["optimizer=sgd", "model.channels=32"], sgd,
-             {"model": {"channels": 32}}, {"val/acc_best": 0.97, "test/acc": 0.95})
-    fake_run(out / "multirun/2026-11-28/11-00-00/1_model.channels=64", ["optimizer=sgd", "model.channels=64"], sgd,
-             {"model": {"channels": 64}}, failure="ConfigError: bad")
-    fake_run(out / "2026-11-28/12-00-00", ["trainer.max_epochs=9"], adam, {"model": {"channels": 16}}, last_ckpt=True)
-    fake_run(out / "evaluate/2026-11-28/13-00-00", ["ckpt_path=x"], {}, {}, job="evaluate")
-    return out
+from tests.helpers import HOLD_LOCK, fake_run, outputs
 
 
 def read_rows(path):

@@ -109,6 +109,7 @@ def _fetch_in_process(args):
     ensure_files("synthetic", checksums, [CopyFrom(Path(folder), Path(counter))], target)
 
 
+@pytest.mark.slow  # a real run / subprocesses
 def test_two_processes_fetching_at_once_fetch_once_and_agree(synthetic, tmp_path):
     counter = tmp_path / "calls"
     args = (str(synthetic.folder), synthetic.checksums, str(tmp_path / "shared"), str(counter))

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from mnist_exp.summarize import main as summarize_main
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow
 

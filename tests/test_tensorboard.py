@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from mnist_exp.hparams import experiment_params
-from tests.conftest import run_cli
-from tests.helpers import compose
+from tests.helpers import compose, run_cli
 
 LEFT_OUT = ("paths.", "callbacks.", "logger.", "hydra", "_target_", "dirpath", "data.files", "data.sources")
 

@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from mnist_exp import PROJECT_ROOT
 from mnist_exp.data.idx import read_idx
 from mnist_exp.inference import CheckpointError, load_classifier
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow
 

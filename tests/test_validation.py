@@ -7,8 +7,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from mnist_exp import cli
 from mnist_exp.checks import ConfigError, check_config
-from tests.conftest import run_cli
-from tests.helpers import compose
+from tests.helpers import compose, run_cli
 
 # (overrides, what the one-line error must say)
 BAD = [
@@ -56,6 +55,7 @@ def test_bad_value_is_refused_in_one_line_before_anything_is_written(overrides, 
     assert list(tmp_path.iterdir()) == []  # no run dir, no data fetched
 
 
+@pytest.mark.slow  # a real run / subprocesses
 def test_a_sweep_with_a_bad_base_value_starts_no_job(tmp_path):
     sweep = tmp_path / "sweep"
     result = run_cli(["-m", "optimizer.lr=-1", "model.channels=8,16", f"hydra.sweep.dir={sweep}"], timeout=120)
