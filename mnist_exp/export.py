@@ -1,7 +1,8 @@
 """Export a checkpoint as a standalone model: `python -m mnist_exp.export ckpt_path=PATH format=onnx|torchscript`.
 
-The exported model includes the input normalization: it takes float32 images [N, 1, 28, 28]
-with raw pixel values 0..255 and returns class probabilities [N, 10] ("images" -> "probabilities").
+The exported model includes the checkpoint's own input transform: it takes float32 images
+[N, C, H, W] (MNIST: [N, 1, 28, 28]) with raw pixel values 0..255 and returns class probabilities
+[N, classes] ("images" -> "probabilities").
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
-def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 17, log_dir: str = "outputs") -> Path:
+def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 17, log_dir: str = "outputs") -> tuple:
+    """Write the model; returns (the file, the [C, H, W] it takes, its number of classes)."""
     import torch
 
     from mnist_exp.inference import RawImageClassifier, load_classifier
@@ -37,24 +39,25 @@ def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 17,
         raise ConfigError(f"format={fmt} is not one of {', '.join(FORMATS)}")
     ckpt_path = find_checkpoint(str(ckpt_path), Path(log_dir))  # `last`: the newest last.ckpt
     module = load_classifier(ckpt_path)
+    input_shape = tuple(module.hparams.get("input_shape") or (1, 28, 28))  # checkpoints before input_shape: MNIST's
     model = RawImageClassifier(module.net.to(memory_format=torch.contiguous_format), module.transform).eval()
     target = Path(output) if output else Path(ckpt_path).with_suffix(FORMATS[fmt])
     descriptor, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(descriptor)
     tmp = Path(name)  # unique: two exports at once never write into one temp file
     try:
-        write_model(model, fmt, tmp, opset)
+        write_model(model, fmt, tmp, opset, input_shape)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, target)
-    return target
+    return target, input_shape, module.hparams.num_classes
 
 
-def write_model(model: nn.Module, fmt: str, tmp: Path, opset: int) -> None:
+def write_model(model: nn.Module, fmt: str, tmp: Path, opset: int, input_shape: tuple = (1, 28, 28)) -> None:
     import torch
 
-    example = torch.zeros(2, 1, 28, 28)
+    example = torch.zeros(2, *input_shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch marks TorchScript and the classic ONNX exporter as legacy
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -72,8 +75,9 @@ def write_model(model: nn.Module, fmt: str, tmp: Path, opset: int) -> None:
 @one_line_errors
 def main(cfg: DictConfig) -> None:
     check_required(cfg, "export")
-    target = export(cfg.ckpt_path, cfg.format, cfg.output, cfg.opset, cfg.paths.log_dir)
-    print(f"Wrote {target} ({cfg.format}): float32 images [N, 1, 28, 28], pixels 0..255 -> probabilities [N, 10]")
+    target, (channels, height, width), classes = export(cfg.ckpt_path, cfg.format, cfg.output, cfg.opset, cfg.paths.log_dir)
+    print(f"Wrote {target} ({cfg.format}): float32 images [N, {channels}, {height}, {width}], pixels 0..255 "
+          f"-> probabilities [N, {classes}]")
 
 
 if __name__ == "__main__":

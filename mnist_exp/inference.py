@@ -41,7 +41,7 @@ def load_classifier(
         net = instantiate(net_config)
     except Exception as error:
         raise CheckpointError(f"ckpt_path={path}: its model config does not build ({str(error).splitlines()[0]})") from None
-    kwargs = {k: v for k, v in hparams.items() if k in ("num_classes", "tta_shifts", "channels_last", "net_config", "normalization")}
+    kwargs = {k: v for k, v in hparams.items() if k in ("num_classes", "tta_shifts", "channels_last", "net_config", "input_shape", "normalization")}
     module = DigitClassifier(net, optimizer=None, **kwargs)
     try:
         module.load_state_dict(checkpoint["state_dict"])

@@ -143,7 +143,11 @@ def predict(cfg: DictConfig) -> int:
     files = expand_inputs(cfg.inputs)
     if not files:
         raise ConfigError(f"inputs={cfg.inputs}: no files found")
-    module = load_classifier(find_checkpoint(str(cfg.ckpt_path), Path(cfg.paths.log_dir)), map_location=cfg.device)
+    checkpoint = find_checkpoint(str(cfg.ckpt_path), Path(cfg.paths.log_dir))
+    module = load_classifier(checkpoint, map_location=cfg.device)
+    if list(module.hparams.get("input_shape") or [1, 28, 28]) != [1, 28, 28]:
+        raise ConfigError(f"ckpt_path={checkpoint}: its model takes {module.hparams.input_shape} images; predict makes "
+                          "MNIST-style 1 x 28 x 28 digits from image files (export the model to feed it your own)")
     shown, failed = [], 0
     with ExitStack() as stack:
         out = stack.enter_context(open(cfg.output, "w")) if cfg.output else None

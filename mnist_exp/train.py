@@ -110,6 +110,7 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         net_config=OmegaConf.to_container(cfg.model, resolve=True),
+        input_shape=[cfg.data.channels, cfg.data.image_size, cfg.data.image_size],
         transforms=instantiate(cfg.transforms),
     )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]

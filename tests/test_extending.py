@@ -87,3 +87,52 @@ def test_a_users_model_optimizer_and_dataset_go_through_every_command(user_proje
                    f"paths.data_dir={data.data_dir}", f"ckpt_path={checkpoint}", f"paths.log_dir={root / 'outputs'}"], root)
     assert refused.returncode == 1 and "my_models.mlp.MLP" in refused.stderr
     assert len([line for line in refused.stderr.splitlines() if line.strip()]) == 1
+
+
+def test_a_colour_dataset_of_another_size_flows_to_the_model_and_export(tmp_path):
+    """A dataset config with 3 channels of 32x32 pixels in .npy files (reader numpy.load), per-channel
+    mean/std: the CNN's input size follows the data config, and export takes [N, 3, 32, 32]."""
+    import hashlib
+
+    import numpy as np
+    import onnxruntime
+
+    folder = tmp_path / "data" / "colour"
+    folder.mkdir(parents=True)
+    files = {}
+    for split, count, seed in (("train", 600, 1), ("test", 200, 2)):
+        gray, labels = synthetic_digits(count, seed)
+        pad = np.pad(gray, ((0, 0), (2, 2), (2, 2)))  # 32 x 32
+        images = np.stack([pad, pad // 2, 255 - pad], axis=-1)  # [N, 32, 32, 3]
+        for role, array in (("images", images), ("labels", labels)):
+            path = folder / f"{split}_{role}.npy"
+            np.save(path, array)
+            files[f"{split}_{role}"] = f"{{file: {path.name}, sha256: {hashlib.sha256(path.read_bytes()).hexdigest()}}}"
+    conf = tmp_path / "conf" / "data"
+    conf.mkdir(parents=True)
+    (conf / "colour.yaml").write_text(
+        "defaults:\n  - mnist\n  - _self_\nname: colour\nchannels: 3\nimage_size: 32\ntrain_size: 600\nval_size: 100\n"
+        "eval_batch_size: 100\nreader:\n  _target_: numpy.load\n  _partial_: true\nsources: []\nfiles:\n"
+        + "".join(f"  {role}: {spec}\n" for role, spec in files.items())
+    )
+    common = [f"hydra.searchpath=[file://{tmp_path / 'conf'}]", f"paths.log_dir={tmp_path / 'outputs'}"]
+    data = ["data=colour", f"paths.data_dir={tmp_path / 'data'}"]
+    trained = run(["mnist_exp", *common, *data, "trainer.max_epochs=2", "data.batch_size=32", "trainer.accelerator=cpu",
+                   "transforms.mean=[0.5,0.4,0.5]", "transforms.std=[0.5,0.3,0.5]", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test/acc"] > 0.5
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+
+    evaluated = run(["mnist_exp.evaluate", *common, *data, f"ckpt_path={checkpoint}"], tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+
+    exported = run(["mnist_exp.export", *common, f"ckpt_path={checkpoint}"], tmp_path)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert "float32 images [N, 3, 32, 32]" in exported.stdout
+    session = onnxruntime.InferenceSession(str(checkpoint.with_suffix(".onnx")))
+    (probabilities,) = session.run(None, {"images": np.zeros((4, 3, 32, 32), dtype=np.float32)})
+    assert probabilities.shape == (4, 10)
+
+    predicted = run(["mnist_exp.predict", *common, f"ckpt_path={checkpoint}", f"inputs={folder}"], tmp_path)
+    assert predicted.returncode == 1
+    assert predicted.stderr.strip().startswith("Error: ") and "[3, 32, 32]" in predicted.stderr

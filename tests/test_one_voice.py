@@ -31,7 +31,7 @@ MISTAKES = [
     ("predict", ["ckpt_path=last", "inputs=x", "optimizer=sgd"],
      "Error: optimizer: no such config key; the config has: paths, ckpt_path, inputs, top_k, output, device, batch_size"),
     ("train", ["model.foo=1"], "Error: model.foo: no such config key; model has: channels, hidden, kernel_size, dropout, "
-                               "batch_norm, convs_per_block, num_classes"),
+                               "batch_norm, convs_per_block, num_classes, in_channels, image_size"),
     ("train", ["trainer.profilr=simple"], "Error: trainer.profilr: no such config key; a Trainer argument that conf/trainer "
                                           "does not list takes a leading +: +trainer.profilr=..."),
     ("train", ["optimizer=adamm"], "Error: optimizer=adamm: no such optimizer option; available: adam, adamw, sgd"),

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -71,14 +72,20 @@ class ResumableLoader(DataLoader):
         self.sampler.resume(state["epoch"], state["batches_done"])
 
 
-def load_split(folder: Path, images_file: str, labels_file: str, num_classes: int) -> TensorBatches:
-    images = torch.from_numpy(read_idx(folder / images_file).copy())
-    labels = torch.from_numpy(read_idx(folder / labels_file).astype("int64"))
-    if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
+def load_split(folder: Path, images_file: str, labels_file: str, num_classes: int, reader: Callable = read_idx,
+               channels: int = 1, image_size: int = 28) -> TensorBatches:
+    """Images [N, H, W] (one channel) or [N, H, W, C] as uint8, and N labels, as the config says they are."""
+    images = torch.from_numpy(np.array(reader(folder / images_file), order="C"))  # a copy torch may write to
+    labels = torch.from_numpy(np.asarray(reader(folder / labels_file)).astype("int64"))
+    expected = (image_size, image_size) if channels == 1 else (image_size, image_size, channels)
+    if tuple(images.shape[1:]) != expected or images.dtype != torch.uint8 or labels.dim() != 1 or len(images) != len(labels):
+        shape = "N x " + " x ".join(map(str, expected))
         raise ConfigError(
-            f"{folder}: {images_file} has shape {tuple(images.shape)} and {labels_file} has shape "
-            f"{tuple(labels.shape)}; expected [N, H, W] images with N labels"
+            f"{folder}: {images_file} holds {images.dtype} {tuple(images.shape)} and {labels_file} {tuple(labels.shape)}; "
+            f"data.channels={channels} and data.image_size={image_size} say uint8 {shape} images with N labels"
         )
+    if channels > 1:
+        images = images.permute(0, 3, 1, 2).contiguous()  # [N, C, H, W], as the model takes them
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise ConfigError(
             f"{folder}: {labels_file} has labels {int(labels.min())}..{int(labels.max())}, outside 0..{num_classes - 1} "
@@ -95,6 +102,9 @@ class DigitsDataModule(pl.LightningDataModule):
         sources: Sequence,
         data_dir: str,
         num_classes: int = 10,
+        channels: int = 1,
+        image_size: int = 28,
+        reader: Callable = read_idx,
         train_size: int | None = None,
         val_size: int = 5000,
         split_seed: int = 0,
@@ -116,7 +126,9 @@ class DigitsDataModule(pl.LightningDataModule):
             require(is_int(train_size) and train_size > val_size, "data.val_size",
                     f"smaller than the {train_size} training images (data.train_size)", val_size)
         self.name, self.files, self.sources, self.data_dir = name, files, list(sources), Path(data_dir)
-        self.num_classes = num_classes
+        for key, value in (("channels", channels), ("image_size", image_size)):
+            require(is_int(value) and value >= 1, f"data.{key}", "an integer >= 1", value)
+        self.num_classes, self.channels, self.image_size, self.reader = num_classes, channels, image_size, reader
         self.train_size, self.val_size, self.split_seed = train_size, val_size, split_seed
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.seed, self.on_device, self.num_workers = seed, on_device, num_workers
@@ -139,7 +151,7 @@ class DigitsDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         folder = self._folder()
         if stage in (None, "fit", "validate") and self.train_set is None:
-            full = load_split(folder, self.files["train_images"]["file"], self.files["train_labels"]["file"], self.num_classes)
+            full = self._load(folder, "train")
             if self.train_size is not None and len(full) != self.train_size:
                 raise ConfigError(
                     f"data.train_size is {self.train_size} but {self.files['train_images']['file']} holds {len(full)} images"
@@ -151,8 +163,12 @@ class DigitsDataModule(pl.LightningDataModule):
             self.train_set = TensorBatches(full.images[train_index], full.labels[train_index])
             self.val_set = TensorBatches(full.images[val_index], full.labels[val_index])
         if stage in (None, "test", "predict") and self.test_set is None:
-            self.test_set = load_split(folder, self.files["test_images"]["file"], self.files["test_labels"]["file"], self.num_classes)
+            self.test_set = self._load(folder, "test")
         self._move_to_training_device()
+
+    def _load(self, folder: Path, split: str) -> TensorBatches:
+        return load_split(folder, self.files[f"{split}_images"]["file"], self.files[f"{split}_labels"]["file"],
+                          self.num_classes, self.reader, self.channels, self.image_size)
 
     def _move_to_training_device(self) -> None:
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")

@@ -58,6 +58,7 @@ class DigitClassifier(pl.LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         net_config: dict | None = None,
+        input_shape: list[int] | None = None,
         transforms: BatchTransform | None = None,
         normalization: dict | None = None,
     ):
@@ -74,7 +75,8 @@ class DigitClassifier(pl.LightningModule):
         transforms: the input transform (normalization, and augmentation for training batches); its
             mean/std are saved in the checkpoint as `normalization`, from which a module loaded
             from a checkpoint rebuilds it.
-        net_config: the model's Hydra config, saved in the checkpoint, so that evaluate, predict and
+        net_config, input_shape: the model's Hydra config and the [channels, height, width] of its
+            images (from the data config), saved in the checkpoint, so that evaluate, predict and
             export can rebuild everything from it alone.
         """
         super().__init__()
