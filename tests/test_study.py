@@ -210,3 +210,14 @@ def test_a_point_already_tried_is_not_run_again():
     assert sweeper.ask_new_point(study, space, {}) is None  # both points taken: the space is exhausted
     skipped = study.get_trials(states=(TrialState.PRUNED,))
     assert skipped and len(skipped) >= DUPLICATE_ASKS and all("duplicate_of" in t.system_attrs for t in skipped)
+
+
+def test_a_grid_sampler_is_refused_in_one_line():
+    from omegaconf import OmegaConf
+
+    from mnist_exp.errors import StudyError
+
+    sweeper = make_sweeper()
+    sweeper.sampler = OmegaConf.create({"_target_": "optuna.samplers.GridSampler", "_partial_": True})
+    with pytest.raises(StudyError, match=r"hydra/sweeper/sampler=grid: use the basic sweeper for grids \(-m key=a,b,c\)"):
+        sweeper.sweep([])
