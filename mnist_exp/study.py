@@ -81,7 +81,8 @@ def with_retries(action: Callable[[], Any], what: str, url: str) -> Any:
         except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
             cause = error if isinstance(error, SQLAlchemyError) else (error.__cause__ or error)
             first_line = (str(getattr(cause, "orig", None) or cause).strip().splitlines() or [type(cause).__name__])[0]
-            racing = isinstance(cause, (IntegrityError, ProgrammingError)) or "locked" in first_line
+            racing = isinstance(cause, (IntegrityError, ProgrammingError)) or any(
+                sign in first_line for sign in ("locked", "already exists", "duplicate"))  # SQLite says these as OperationalError
             if not racing or attempt == ATTEMPTS:
                 raise StudyError(f"hydra.sweeper.storage={masked(url)}: cannot {what}: {first_line}") from None
             log.info("%s: another worker got there first, retrying (%s)", what, first_line)

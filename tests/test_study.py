@@ -160,18 +160,23 @@ def create_study_at_once(url: str, barrier) -> str:
         return f"{type(error).__name__}: {error}"
 
 
+def create_studies_at_once(url: str) -> list[str]:
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Manager().Barrier(4)
+    with context.Pool(4) as pool:
+        return pool.starmap(create_study_at_once, [(url, barrier)] * 4)
+
+
 @pytest.mark.slow
 def test_workers_creating_the_schema_at_once_do_not_crash(tmp_path):
     # Plain optuna.create_study from 4 processes at once on a fresh PostgreSQL database failed 4 times in 4
-    # (UniqueViolation on pg_type_typname_nsp_index, or DuplicateTable "studies").
+    # (UniqueViolation on pg_type_typname_nsp_index, or DuplicateTable "studies"); on a fresh SQLite file
+    # two sweeps once failed with "table study_directions already exists".
+    assert create_studies_at_once(f"sqlite:///{tmp_path / 'fresh.db'}") == ["ok"] * 4
     if server_binaries() is None:
         pytest.skip("PostgreSQL server binaries not found")
     with postgres_server() as fresh:  # a fresh server: the schema does not exist yet
-        context = multiprocessing.get_context("spawn")
-        barrier = context.Manager().Barrier(4)
-        with context.Pool(4) as pool:
-            results = pool.starmap(create_study_at_once, [(fresh.url(with_password=True), barrier)] * 4)
-    assert results == ["ok"] * 4
+        assert create_studies_at_once(fresh.url(with_password=True)) == ["ok"] * 4
 
 
 def test_masked_hides_the_password_only():
