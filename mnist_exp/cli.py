@@ -30,9 +30,8 @@ from mnist_exp.errors import EXPECTED_ERRORS, exit_with
 class Command:
     module: str  # run as python -m MODULE
     script: str  # the console script
-    config: str  # its config in conf/
-    usage: str  # what to type after the command
-    example: str
+    config: str  # its config in conf/ (its usage is in that config's hydra.help)
+    example: str  # what to type after it, in the one-line errors
 
     def invoked_as(self) -> str:
         """The command as the user typed it: the console script, or python -m."""
@@ -40,14 +39,11 @@ class Command:
 
 
 COMMANDS = {
-    "train": Command("mnist_exp", "mnist-exp", "train", "[GROUP=OPTION ...] [KEY=VALUE ...]", "model.channels=32"),
-    "evaluate": Command("mnist_exp.evaluate", "mnist-exp-evaluate", "evaluate", "ckpt_path=PATH|last [data=OPTION] [KEY=VALUE ...]",
-                        "ckpt_path=last"),
-    "predict": Command("mnist_exp.predict", "mnist-exp-predict", "predict",
-                       "ckpt_path=PATH|last inputs=FILE|DIR|GLOB [top_k=N] [output=FILE]", "ckpt_path=last inputs=my_digits/"),
-    "export": Command("mnist_exp.export", "mnist-exp-export", "export", "ckpt_path=PATH|last [format=onnx|torchscript] [output=FILE]",
-                      "ckpt_path=last format=onnx"),
-    "summarize": Command("mnist_exp.summarize", "mnist-exp-summarize", "", "DIR [--sort COLUMN] [--where KEY=VALUE]", "outputs/"),
+    "train": Command("mnist_exp", "mnist-exp", "train", "model.channels=32"),
+    "evaluate": Command("mnist_exp.evaluate", "mnist-exp-evaluate", "evaluate", "ckpt_path=last"),
+    "predict": Command("mnist_exp.predict", "mnist-exp-predict", "predict", "ckpt_path=last inputs=my_digits/"),
+    "export": Command("mnist_exp.export", "mnist-exp-export", "export", "ckpt_path=last format=onnx"),
+    "summarize": Command("mnist_exp.summarize", "mnist-exp-summarize", "", "outputs/"),
 }
 COMMAND_OF_CONFIG = {command.config: command for command in COMMANDS.values()}
 
@@ -143,10 +139,17 @@ def run(name: str, main: Callable[[], object], rewrite: Callable[[list[str]], li
         main()
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as error:
         exit_with(one_line(error, [arg for arg in sys.argv[1:] if not arg.startswith("-")], command))
-    except MissingMandatoryValue as error:
+    except (MissingMandatoryValue, *EXPECTED_ERRORS) as error:
+        end_with(error, command)
+
+
+def end_with(error: Exception, command: Command) -> None:
+    """An expected error as the command's one line: a missing mandatory key says what to give."""
+    from omegaconf.errors import MissingMandatoryValue
+
+    if isinstance(error, MissingMandatoryValue):
         exit_with(required_line([str(error.full_key or error.key)], command))
-    except EXPECTED_ERRORS as error:
-        exit_with(str(error))
+    exit_with(str(error))
 
 
 def missing_keys(node, prefix: str = "") -> list[str]:
@@ -170,23 +173,21 @@ def one_line_errors(task: Callable) -> Callable:
     would add its own "Error executing job with overrides" line."""
     import functools
 
+    from hydra.core.hydra_config import HydraConfig
     from omegaconf.errors import MissingMandatoryValue
 
     @functools.wraps(task)
     def wrapped(cfg):
         try:
             return task(cfg)
-        except MissingMandatoryValue as error:
-            exit_with(required_line([str(error.full_key or error.key)], COMMAND_OF_CONFIG.get(task.__module__.rsplit(".", 1)[-1], COMMANDS["train"])))
-        except EXPECTED_ERRORS as error:
-            exit_with(str(error))
+        except (MissingMandatoryValue, *EXPECTED_ERRORS) as error:
+            end_with(error, COMMAND_OF_CONFIG.get(HydraConfig.get().job.config_name, COMMANDS["train"]))
 
     return wrapped
 
 
 def check_required(config, config_name: str) -> None:
     """Before any dir is made: the command's mandatory keys (`???` in its config) are all given."""
-
     missing = missing_keys(config)
     if missing:
         order = list(REQUIRED)
