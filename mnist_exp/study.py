@@ -111,10 +111,10 @@ def mixed_seed(seed: int | None, trials_so_far: int) -> int:
     return zlib.crc32(token.encode())
 
 
-def fail_stale_trials(study: optuna.Study) -> None:
+def fail_stale_trials(study: optuna.Study, url: str) -> None:
     """Mark FAIL the RUNNING trials whose worker stopped sending heartbeats (it was killed)."""
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    with_retries(lambda: optuna.storages.fail_stale_trials(study), "check for stale trials", "")
+    with_retries(lambda: optuna.storages.fail_stale_trials(study), "check for stale trials", url)
     after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     for number in sorted(before - after):
         log.warning("trial %d: its worker stopped (no heartbeat); marked FAIL", number)
@@ -163,8 +163,7 @@ def consecutive_runs(trials: list[tuple]) -> list[list[tuple]]:
 
 class OptunaStudySweeperImpl(OptunaSweeperImpl):
     def __init__(self, sampler: DictConfig, heartbeat_interval: int | None, grace_period: int | None, **kwargs):
-        super().__init__(sampler=sampler, **kwargs)
-        self.storage_url = OmegaConf.to_container(kwargs["storage"]) if isinstance(kwargs["storage"], DictConfig) else kwargs["storage"]
+        super().__init__(sampler=sampler, **kwargs)  # keeps storage (the URL, or None: in memory)
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
 
     def make_sampler(self, trials_so_far: int) -> tuple[Any, str]:
@@ -172,7 +171,7 @@ class OptunaStudySweeperImpl(OptunaSweeperImpl):
         config = self.sampler
         if "seed" not in config:
             return instantiate(config), "no seed"
-        if self.storage_url is None:
+        if self.storage is None:
             return instantiate(config), f"seed {config.seed}"
         seed = mixed_seed(config.seed, trials_so_far)
         why = f"seed {seed} (seed={config.seed} mixed with this worker and the study's {trials_so_far} trials so far)"
@@ -180,21 +179,22 @@ class OptunaStudySweeperImpl(OptunaSweeperImpl):
 
     def open_study(self, directions: list[str]) -> optuna.Study:
         storage = None
-        if self.storage_url is not None:
-            if has_password(self.storage_url):
+        if self.storage is not None:
+            if has_password(self.storage):
                 log.warning("hydra.sweeper.storage has a password in it: masked in what mnist-exp logs, but Hydra keeps "
                             "the command line in each job's .hydra/hydra.yaml; set PGPASSWORD (or ~/.pgpass) instead")
-            storage = open_storage(self.storage_url, self.heartbeat_interval, self.grace_period)
+            storage = open_storage(self.storage, self.heartbeat_interval, self.grace_period)
         create = functools.partial(
             optuna.create_study, study_name=self.study_name, storage=storage, directions=directions, load_if_exists=True
         )
-        study = with_retries(create, f"create or load study {self.study_name!r}", self.storage_url or "")
+        study = with_retries(create, f"create or load study {self.study_name!r}", self.storage or "")
         if storage is not None:
-            fail_stale_trials(study)
-        sampler, seed_line = self.make_sampler(len(study.get_trials(deepcopy=False)))
+            fail_stale_trials(study, self.storage)
+        so_far = len(study.get_trials(deepcopy=False))
+        sampler, seed_line = self.make_sampler(so_far)
         study.sampler = sampler
-        log.info("Study %r in %s: %d trials so far; sampler %s, %s", study.study_name, masked(self.storage_url),
-                 len(study.get_trials(deepcopy=False)), type(sampler).__name__, seed_line)
+        log.info("Study %r in %s: %d trials so far; sampler %s, %s", study.study_name, masked(self.storage), so_far,
+                 type(sampler).__name__, seed_line)
         return study
 
     def ask_new_point(self, study: optuna.Study, distributions: dict, fixed_params: dict) -> tuple | None:
@@ -234,7 +234,7 @@ class OptunaStudySweeperImpl(OptunaSweeperImpl):
             self.run_trials(study, trials, directions)
             to_go -= len(trials)
             if study._storage.is_heartbeat_enabled():
-                fail_stale_trials(study)
+                fail_stale_trials(study, self.storage)
         self.save_results(study, directions)
 
     def run_trials(self, study: optuna.Study, trials: list[tuple], directions: list[str]) -> None:
