@@ -39,7 +39,7 @@ def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 17,
         raise ConfigError(f"format={fmt} is not one of {', '.join(FORMATS)}")
     ckpt_path = find_checkpoint(str(ckpt_path), Path(log_dir))  # `last`: the newest last.ckpt
     module = load_classifier(ckpt_path)
-    input_shape = tuple(module.hparams.get("input_shape") or (1, 28, 28))  # checkpoints before input_shape: MNIST's
+    input_shape = tuple(module.hparams.input_shape)
     model = RawImageClassifier(module.net.to(memory_format=torch.contiguous_format), module.transform).eval()
     target = Path(output) if output else Path(ckpt_path).with_suffix(FORMATS[fmt])
     descriptor, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -54,7 +54,7 @@ def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 17,
     return target, input_shape, module.hparams.num_classes
 
 
-def write_model(model: nn.Module, fmt: str, tmp: Path, opset: int, input_shape: tuple = (1, 28, 28)) -> None:
+def write_model(model: nn.Module, fmt: str, tmp: Path, opset: int, input_shape: tuple) -> None:
     import torch
 
     example = torch.zeros(2, *input_shape)

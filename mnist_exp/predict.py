@@ -134,6 +134,7 @@ def progress_bar(total: int) -> Iterator[Callable[[int], None]]:
 def predict(cfg: DictConfig) -> int:
     """Stream the results (stdout, and `output`); return how many files failed."""
     from mnist_exp.inference import load_classifier
+    from mnist_exp.models.module import MNIST_INPUT_SHAPE
     from mnist_exp.rundirs import find_checkpoint
 
     if not isinstance(cfg.top_k, int) or cfg.top_k < 1:
@@ -145,7 +146,7 @@ def predict(cfg: DictConfig) -> int:
         raise ConfigError(f"inputs={cfg.inputs}: no files found")
     checkpoint = find_checkpoint(str(cfg.ckpt_path), Path(cfg.paths.log_dir))
     module = load_classifier(checkpoint, map_location=cfg.device)
-    if list(module.hparams.get("input_shape") or [1, 28, 28]) != [1, 28, 28]:
+    if module.hparams.input_shape != MNIST_INPUT_SHAPE:
         raise ConfigError(f"ckpt_path={checkpoint}: its model takes {module.hparams.input_shape} images; predict makes "
                           "MNIST-style 1 x 28 x 28 digits from image files (export the model to feed it your own)")
     shown, failed = [], 0

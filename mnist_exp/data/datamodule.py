@@ -119,15 +119,13 @@ class DigitsDataModule(pl.LightningDataModule):
         if missing:
             raise ConfigError(f"data.files is missing {', '.join(missing)} (needs {', '.join(ROLES)})")
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size), ("val_size", val_size),
-                           ("num_classes", num_classes)):
+                           ("num_classes", num_classes), ("channels", channels), ("image_size", image_size)):
             require(is_int(value) and value >= 1, f"data.{key}", "an integer >= 1", value)
         require(is_int(num_workers) and num_workers >= 0, "data.num_workers", "an integer >= 0", num_workers)
         if train_size is not None:
             require(is_int(train_size) and train_size > val_size, "data.val_size",
                     f"smaller than the {train_size} training images (data.train_size)", val_size)
         self.name, self.files, self.sources, self.data_dir = name, files, list(sources), Path(data_dir)
-        for key, value in (("channels", channels), ("image_size", image_size)):
-            require(is_int(value) and value >= 1, f"data.{key}", "an integer >= 1", value)
         self.num_classes, self.channels, self.image_size, self.reader = num_classes, channels, image_size, reader
         self.train_size, self.val_size, self.split_seed = train_size, val_size, split_seed
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size

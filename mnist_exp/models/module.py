@@ -18,6 +18,7 @@ from mnist_exp.data.transforms import BatchTransform
 from mnist_exp.errors import ConfigError, is_int, is_number, require
 
 STAGES = ("train", "val", "test")
+MNIST_INPUT_SHAPE = [1, 28, 28]  # what a checkpoint written before input_shape was saved takes
 
 # Under DDP, Lightning asks for sync_dist=True on epoch-level values; ours come from torchmetrics'
 # compute(), which has already reduced them across processes.
@@ -85,6 +86,7 @@ class DigitClassifier(pl.LightningModule):
         self.transform = transforms or BatchTransform(**(normalization or {"mean": 0.5, "std": 0.5}))
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "transforms"], logger=False)
         self.hparams["normalization"] = {"mean": self.transform.mean, "std": self.transform.std}
+        self.hparams["input_shape"] = list(input_shape or MNIST_INPUT_SHAPE)
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.optimizer_factory, self.scheduler_config = optimizer, scheduler or None
         self.train_criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
