@@ -1,4 +1,4 @@
-"""Run dirs: claiming them, finding their checkpoints, knowing which run is still going, writing results.
+"""Run dirs: claiming them (ClaimRunDir), finding their checkpoints, knowing which run is still going, writing results.
 
 A training run holds a lock on its dir for its whole life (`hold_run_lock`); the OS releases it when
 the process ends, however it ends. `ckpt_path=last` skips runs whose lock is held, and resuming a
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from filelock import FileLock, Timeout
+from hydra.experimental.callback import Callback
 
 from mnist_exp.errors import ConfigError
 
@@ -23,17 +24,46 @@ RUN_LOCK = ".running.lock"
 _held_here: set[Path] = set()  # run dirs this process holds (its own run is not "another running run")
 
 
-def claim_dir(path: str) -> str:
-    """`path`, or else `path-2`, `path-3`, ...: the first that does not exist yet, created here and now
-    (mkdir is atomic), so two runs started in the same second never share a dir."""
+def first_free(path: str) -> str:
+    """`path`, or else `path-2`, `path-3`, ...: the first name that does not exist yet. Nothing is created
+    here (this is the `${unique_dir:PATH}` resolver); ClaimRunDir creates it."""
     candidate, number = Path(path), 1
+    while candidate.exists():
+        number += 1
+        candidate = Path(f"{path}-{number}")
+    return str(candidate)
+
+
+def claim_dir(config, key: str) -> Path:
+    """Create the dir that `key` (hydra.run.dir or hydra.sweep.dir) names, before Hydra would. A name from
+    `${unique_dir:...}` must be new: mkdir is atomic, so when another run took the name since it was
+    chosen, the name is chosen again (PATH-2, ...). Any other name (a resumed run's, a DDP rank's, one
+    given on the command line) may already exist."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    HydraConfig.instance().set_config(config)  # for ${hydra:...} in the name, as Hydra does before it resolves it
+    parent, _, leaf = key.rpartition(".")
+    unique = "${unique_dir:" in str(OmegaConf.select(config, parent)._get_node(leaf)._value())
     while True:
+        path = Path(OmegaConf.select(config, key))
         try:
-            candidate.mkdir(parents=True)
-            return str(candidate)
+            path.mkdir(parents=True, exist_ok=not unique)
+            return path
         except FileExistsError:
-            number += 1
-            candidate = Path(f"{path}-{number}")
+            OmegaConf.get_cache(config).pop("unique_dir", None)  # taken meanwhile: resolve the name again
+
+
+class ClaimRunDir(Callback):
+    """Claims the run's dir (or the sweep's) right after the config check, before Hydra creates it, so two
+    runs started in the same second never share a dir. Sweep jobs inherit the claimed name: Hydra copies
+    the resolver cache into every job's config."""
+
+    def on_run_start(self, config, **kwargs) -> None:
+        claim_dir(config, "hydra.run.dir")
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        claim_dir(config, "hydra.sweep.dir")
 
 
 def is_ddp_helper_process() -> bool:

@@ -40,7 +40,7 @@ def test_malicious_checkpoints_never_run_code_in_any_entry_point(module, synthet
         args = [f"ckpt_path={path}", *ENTRY_POINTS[module], f"paths.log_dir={tmp_path / 'out'}"]
         if module in ("mnist_exp", "mnist_exp.evaluate"):
             args += data.overrides()
-        result = run_cli(args, module=module, cwd=tmp_path, timeout=180)
+        result = run_cli(args, module=module, cwd=tmp_path)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.returncode == 1, (kind, result.stderr[-2000:])
         assert len(lines) == 1 and lines[0].startswith("Error: ckpt_path="), (kind, result.stderr[-2000:])

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra.core.global_hydra import GlobalHydra
 
 from mnist_exp import cli
+from tests.helpers import run_cli
 
 BIN = Path(sys.executable).parent  # the console scripts live beside the interpreter
 REQUIRED_CKPT = "ckpt_path=PATH (a .ckpt file) or ckpt_path=last (the newest run's last.ckpt)"
@@ -48,16 +48,11 @@ MISTAKES = [
 
 
 @pytest.mark.parametrize(("name", "args", "line"), MISTAKES, ids=[f"{n}-{' '.join(a) or 'nothing'}" for n, a, _ in MISTAKES])
-def test_a_mistake_is_one_line_that_says_what_to_type(name, args, line, tmp_path, monkeypatch, capsys):
+def test_a_mistake_is_one_line_that_says_what_to_type(name, args, line, tmp_path):
     log_dir = tmp_path / "outputs"
-    GlobalHydra.instance().clear()
-    monkeypatch.setattr(sys, "argv", [str(BIN / cli.COMMANDS[name].script), *args, f"paths.log_dir={log_dir}"])
-    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
-    with pytest.raises(SystemExit) as stopped:
-        getattr(cli, name)()
-    err = capsys.readouterr().err
-    assert stopped.value.code == 1
-    assert [ln for ln in err.splitlines() if ln.strip()] == [line.replace("LOG", str(log_dir))]
+    result = run_cli([*args, f"paths.log_dir={log_dir}"], module=cli.COMMANDS[name].module, as_script=True)
+    assert result.returncode == 1
+    assert [ln for ln in result.stderr.splitlines() if ln.strip()] == [line.replace("LOG", str(log_dir))]
     assert not log_dir.exists()  # nothing made, not even an empty run dir
 
 
@@ -66,11 +61,9 @@ def test_a_mistake_is_one_line_that_says_what_to_type(name, args, line, tmp_path
     (["/no/such/dir"], "Error: /no/such/dir: no such directory"),
     (["/tmp", "--where", "x"], "Error: --where takes KEY=VALUE, got x"),
 ])
-def test_summarize_speaks_the_same_way(args, line, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", [str(BIN / "mnist-exp-summarize"), *args])
-    with pytest.raises(SystemExit) as stopped:
-        cli.summarize()
-    assert stopped.value.code == 1 and capsys.readouterr().err.strip() == line
+def test_summarize_speaks_the_same_way(args, line):
+    result = run_cli(args, module="mnist_exp.summarize", as_script=True)
+    assert result.returncode == 1 and result.stderr.strip() == line
 
 
 @pytest.mark.parametrize("name", ["train", "evaluate", "predict", "export"])

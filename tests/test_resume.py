@@ -16,8 +16,10 @@ from mnist_exp.resume import resume_arguments
 from mnist_exp.rundirs import claim_dir, find_checkpoint
 from tests.helpers import (
     SyntheticData,
+    compose,
     load_events,
     run_cli,
+    run_process,
     stopped_run_dir,
     write_synthetic,
 )
@@ -71,14 +73,17 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
     assert len(steps["val/acc"]) == 3 and len(steps["train/loss_step"]) == 3 * STEPS_PER_EPOCH // 5
 
 
-def interrupt(reference: Reference, log_dir: Path, signal_name: str, step: int, when: str = "train_batch"):
-    """A run like the reference that gets `signal_name` after optimizer step `step`; its run dir."""
+def interrupt(reference: Reference, log_dir: Path, signal_name: str, step: int, when: str = "train_batch",
+              process: bool = False):
+    """A run like the reference that sends itself `signal_name` after optimizer step `step`; its run dir.
+    The signal is real either way; `process` runs it in a process of its own rather than in this one."""
     stop = ["+callbacks.stop._target_=tests.callbacks.SignalAtStep", f"+callbacks.stop.step={step}",
             f"+callbacks.stop.signal_name={signal_name}", f"+callbacks.stop.when={when}"]
-    result = run_cli([*reference.data.overrides(), *RUN, *stop, f"paths.log_dir={log_dir}"])
+    result = (run_process if process else run_cli)([*reference.data.overrides(), *RUN, *stop, f"paths.log_dir={log_dir}"])
     assert result.returncode == {"SIGTERM": 143, "SIGINT": 130}[signal_name], result.stderr[-3000:]
     assert not list(log_dir.glob("*/*/metrics.json"))
     (run_dir,) = [p.parent.parent for p in log_dir.glob("*/*/checkpoints/last.ckpt")]
+    assert f"+callbacks.stop.signal_name={signal_name}," in run_dir.name  # named by this run's own overrides
     return run_dir, result.stdout + result.stderr
 
 
@@ -92,7 +97,7 @@ def resume(reference: Reference, log_dir: Path, ckpt_path: str) -> str:
 
 def test_sigterm_mid_epoch_then_ckpt_path_last_matches_the_uninterrupted_run(reference, tmp_path):
     log_dir = tmp_path / "outputs"
-    run_dir, output = interrupt(reference, log_dir, "SIGTERM", step=40)
+    run_dir, output = interrupt(reference, log_dir, "SIGTERM", step=40, process=True)
     assert f"Stopped by SIGTERM: saved {run_dir}/checkpoints/last.ckpt (epoch 1, batch 11 of 29)" in output
     assert "Resume with: python -m mnist_exp ckpt_path=last" in output
     saved = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
@@ -170,8 +175,19 @@ def test_resume_arguments_put_the_runs_own_overrides_first_and_continue_in_its_d
 
 
 def test_two_runs_claiming_the_same_dir_name_get_different_dirs(tmp_path):
-    base = str(tmp_path / "10-31-07_model.channels=32")
-    assert [claim_dir(base), claim_dir(base), claim_dir(base)] == [base, f"{base}-2", f"{base}-3"]
+    base = str(tmp_path / "10-31-07_seed-1")
+
+    def run_config(run_dir: str):
+        return compose(return_hydra_config=True, run_dir=run_dir)
+
+    first, raced = run_config(f"${{unique_dir:{base}}}"), run_config(f"${{unique_dir:{base}}}")
+    assert first.hydra.run.dir == raced.hydra.run.dir == base  # both chose the name: resolving creates nothing
+    assert not Path(base).exists()
+    assert claim_dir(first, "hydra.run.dir") == Path(base)
+    assert claim_dir(raced, "hydra.run.dir") == Path(f"{base}-2")  # lost the race: chose again
+    assert raced.hydra.run.dir == f"{base}-2"  # ... and the run goes on in the dir it claimed
+    assert claim_dir(run_config(f"${{unique_dir:{base}}}"), "hydra.run.dir") == Path(f"{base}-3")
+    assert claim_dir(run_config(base), "hydra.run.dir") == Path(base)  # a name given as is may exist (resume, DDP)
 
 
 def test_two_runs_started_in_the_same_second_never_share_a_dir(synthetic, tmp_path):

@@ -42,12 +42,25 @@ def server():
         yield running
 
 
-def sweep(synthetic, sweep_dir: Path, storage: str, study: str, n_trials: int, *extra: str, env: dict | None = None):
-    command = [sys.executable, "-m", "mnist_exp", *synthetic.overrides(), *QUICK_TRIAL, "hparams_search=optuna",
-               f"hydra.sweeper.n_trials={n_trials}", f"hydra.sweeper.study_name={study}",
-               f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep_dir}", *extra]
-    return subprocess.Popen(command, cwd=PROJECT_ROOT, env={**os.environ, **(env or {})}, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def sweep_args(synthetic, sweep_dir: Path, storage: str, study: str, n_trials: int, *extra: str) -> list[str]:
+    return [*synthetic.overrides(), *QUICK_TRIAL, "hparams_search=optuna", f"hydra.sweeper.n_trials={n_trials}",
+            f"hydra.sweeper.study_name={study}", f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep_dir}", *extra]
+
+
+def sweep(*args, env: dict | None = None) -> subprocess.Popen:
+    """A sweep worker in a process of its own, started now (sweep_args' arguments)."""
+    return subprocess.Popen([sys.executable, "-m", "mnist_exp", *sweep_args(*args)], cwd=PROJECT_ROOT,
+                            env={**os.environ, **(env or {})}, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def sweep_here(*args) -> tuple[int, str]:
+    """A sweep worker run to its end in this process (sweep_args' arguments): as a worker, the same as a
+    process of its own (another pid), without the ~6 s import. (Imported here: the race test's spawned
+    processes import this module, which stays light.)"""
+    from tests.helpers import run_cli
+
+    result = run_cli(sweep_args(*args))
+    return result.returncode, result.stdout + result.stderr
 
 
 def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
@@ -93,16 +106,17 @@ def test_two_workers_share_one_postgres_study_and_a_rerun_adds_new_points(server
     assert numbers == list(range(6))  # job dirs are numbered by trial number, across workers
 
     # the same command again: new points, not the first worker's sequence replayed
-    code3, out3 = finish(sweep(synthetic, tmp_path / "w3", with_password, "shared", 2))
+    code3, out3 = sweep_here(synthetic, tmp_path / "w3", with_password, "shared", 2)
     assert code3 == 0, out3[-3000:]
     trials = trials_of(with_password, "shared")
     assert len(trials) == 8 and all(t.state == TrialState.COMPLETE for t in trials)
     assert len({point(t) for t in trials}) == 8
 
     # the whole study, all workers, in one command
-    summary = subprocess.run([sys.executable, "-m", "mnist_exp.summarize", "--storage", with_password, "--study", "shared",
-                              str(tmp_path / "study")], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
-                             env={**os.environ, "COLUMNS": "250"})
+    from tests.helpers import run_cli
+
+    summary = run_cli(["--storage", with_password, "--study", "shared", str(tmp_path / "study")],
+                      module="mnist_exp.summarize", env={"COLUMNS": "250"})
     assert summary.returncode == 0, summary.stderr
     rows = read_csv(tmp_path / "study" / "study.csv")
     assert len(rows) == 8 and len({r["worker"] for r in rows}) == 3 and {r["state"] for r in rows} == {"complete"}
@@ -132,7 +146,7 @@ def test_a_killed_worker_leaves_no_trial_running(server, synthetic, tmp_path):
     assert [t.state for t in trials_of(storage, "killed")] == [TrialState.RUNNING]
     time.sleep(3.5)  # past the grace period
 
-    code, out = finish(sweep(synthetic, tmp_path / "next", storage, "killed", 1, *beat))
+    code, out = sweep_here(synthetic, tmp_path / "next", storage, "killed", 1, *beat)
     assert code == 0, out[-3000:]
     assert [t.state for t in trials_of(storage, "killed")] == [TrialState.FAIL, TrialState.COMPLETE]
     assert "trial 0: its worker stopped (no heartbeat); marked FAIL" in out

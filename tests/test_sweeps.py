@@ -108,7 +108,7 @@ def test_a_failed_optuna_trial_is_recorded_and_the_search_goes_on(synthetic, tmp
 
 def test_submitit_local_runs_a_two_job_sweep(synthetic, tmp_path):
     result = run_cli(["-m", *synthetic.overrides(), *SWEEP_RUN, "seed=1,2", "hydra/launcher=submitit_local",
-                      "hydra.launcher.timeout_min=10", f"paths.log_dir={tmp_path}"], timeout=600)
+                      "hydra.launcher.timeout_min=10", f"paths.log_dir={tmp_path}"])
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = the_one_sweep_dir(tmp_path)
     rows = read_summary(sweep)
@@ -132,7 +132,7 @@ def test_two_sweeps_started_in_the_same_second_get_different_dirs(synthetic, tmp
 
 def test_slurm_launcher_config_composes_with_the_usual_knobs():
     result = run_cli(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=4",
-                      "--cfg", "hydra"], timeout=120)
+                      "--cfg", "hydra"])
     assert result.returncode == 0, result.stderr[-2000:]
     launcher = yaml.safe_load(result.stdout)["hydra"]["launcher"]
     assert launcher["_target_"].endswith("SlurmLauncher")
