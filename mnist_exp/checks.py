@@ -2,7 +2,7 @@
 
 `check_config` raises `ConfigError` with one line naming the key, the allowed values and the
 value given. `ConfigCheck`, a Hydra callback (conf/hydra/default.yaml), runs it before Hydra
-creates the run dir; `train()` runs it again for each sweep job. Hydra's own composition errors
+creates the run dir (a sweep's: on its base config); `train()` runs it for each sweep job's own values. Hydra's own composition errors
 (misspelled keys, unknown group options) become one line in mnist_exp/cli.py.
 """
 
@@ -34,7 +34,8 @@ def shown(value: Any) -> str:
 
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value that cannot work: train.py's own keys, the rules that span
-    several groups, then every class's own rules by building the cheap objects (build_cheap_objects)."""
+    several groups, then every class's own rules by building the cheap objects (build_cheap_objects).
+    A checkpoint given as `ckpt_path=last` is replaced by the file it names now."""
     for key, (test, allowed) in TRAIN_RULES.items():
         try:
             value = OmegaConf.select(cfg, key, default=ABSENT)
@@ -46,7 +47,9 @@ def check_config(cfg: DictConfig) -> None:
     if ckpt_path is not None:
         if not isinstance(ckpt_path, str) or not ckpt_path:
             raise ConfigError(f"ckpt_path must be null, last, or a checkpoint file, got {shown(ckpt_path)}")
-        check_resumable(cfg, find_checkpoint(ckpt_path, Path(OmegaConf.select(cfg, "paths.log_dir"))))
+        checkpoint = find_checkpoint(ckpt_path, Path(OmegaConf.select(cfg, "paths.log_dir")))
+        check_resumable(cfg, checkpoint)
+        cfg.ckpt_path = str(checkpoint)  # `last` pinned: the run uses the checkpoint checked here, config.yaml names it
     log_dir = OmegaConf.select(cfg, "paths.log_dir")
     if log_dir is not None and not writable(Path(log_dir)):
         raise ConfigError(f"paths.log_dir={log_dir} cannot be written to; choose a dir you can write (paths.log_dir=...)")

@@ -9,13 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
 from mnist_exp import CONFIG_DIR
-from mnist_exp.checks import requested_model_keys
 from mnist_exp.cli import one_line_errors, run
 from mnist_exp.resume import quote_ckpt_path
 from mnist_exp.rundirs import find_checkpoint, write_json_atomically
@@ -29,9 +27,10 @@ def evaluate(cfg: DictConfig) -> dict:
     from mnist_exp.report import TestReport
 
     pl.seed_everything(cfg.seed)
-    ckpt_path = find_checkpoint(str(cfg.ckpt_path), Path(cfg.paths.log_dir))  # `last`: the newest last.ckpt
-    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
-    module = load_classifier(ckpt_path, expected_model=requested_model_keys(cfg, list(overrides)))
+    # The checkpoint and the model keys on the command line were checked (and `last` pinned to a file)
+    # before the run dir existed (checks.ConfigCheck); loading checks the file again.
+    ckpt_path = find_checkpoint(str(cfg.ckpt_path), Path(cfg.paths.log_dir))
+    module = load_classifier(ckpt_path)
     run_dir = Path(cfg.paths.output_dir)
     datamodule = instantiate(cfg.data)  # uint8 batches: the checkpoint's own transform normalizes them
     report = TestReport(mistakes=cfg.mistakes)

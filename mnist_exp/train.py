@@ -96,7 +96,8 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
     from mnist_exp.callbacks import CheckpointOnInterrupt, TrainThroughput
 
     started = time.perf_counter() if started is None else started
-    check_config(cfg)  # before any work (sweep jobs get here with their own values)
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        check_config(cfg)  # a sweep job's own values (ConfigCheck checked a single run before its dir existed)
     resume_from = find_checkpoint(cfg.ckpt_path, Path(cfg.paths.log_dir)) if cfg.get("ckpt_path") else None
     pl.seed_everything(cfg.seed, workers=True)
     threads = cfg.get("torch_threads") or threads_per_parallel_job()

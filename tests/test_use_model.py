@@ -47,6 +47,21 @@ def test_evaluate_writes_every_artifact_and_matches_the_training_test(synthetic_
     assert "confusion matrix (rows: true, columns: predicted)" in result.stdout
 
 
+def test_ckpt_path_last_is_pinned_to_the_checkpoint_that_was_checked(synthetic_run, tmp_path):
+    import shutil
+
+    data, run_dir = synthetic_run
+    log_dir = tmp_path / "outputs"
+    shutil.copytree(run_dir, log_dir / "2026-11-27" / "10-31-07")
+    last = log_dir / "2026-11-27" / "10-31-07" / "checkpoints" / "last.ckpt"
+    out = tmp_path / "eval"
+    result = run_cli(["ckpt_path=last", *data.overrides(), f"paths.log_dir={log_dir}", f"hydra.run.dir={out}"],
+                     module="mnist_exp.evaluate")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((out / "evaluation.json").read_text())["checkpoint"] == str(last)
+    assert f"ckpt_path: {last}" in (out / ".hydra" / "config.yaml").read_text()  # the run says which file `last` was
+
+
 def test_evaluate_refuses_a_checkpoint_that_does_not_match_the_requested_model(synthetic_run, tmp_path):
     data, run_dir = synthetic_run
     out = tmp_path / "eval"
