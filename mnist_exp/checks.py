@@ -2,8 +2,9 @@
 
 `check_config` raises `ConfigError` with one line naming the key, the allowed values and the
 value given. `ConfigCheck`, a Hydra callback (conf/hydra/default.yaml), runs it before Hydra
-creates the run dir (a sweep's: on its base config); `train()` runs it for each sweep job's own values. Hydra's own composition errors
-(misspelled keys, unknown group options) become one line in mnist_exp/cli.py.
+creates the run dir (a sweep's: on its base config); `train()` runs it for each sweep job's own
+values. Hydra's own composition errors (misspelled keys, unknown group options) become one line in
+mnist_exp/cli.py.
 """
 
 from __future__ import annotations

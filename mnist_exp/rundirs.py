@@ -1,4 +1,5 @@
-"""Run dirs: claiming them (ClaimRunDir), finding their checkpoints, knowing which run is still going, writing results.
+"""Run dirs: claiming them (ClaimRunDir), finding their checkpoints, knowing which run is still going,
+writing results.
 
 A training run holds a lock on its dir for its whole life (`hold_run_lock`); the OS releases it when
 the process ends, however it ends. `ckpt_path=last` skips runs whose lock is held, and resuming a
@@ -44,7 +45,7 @@ def claim_dir(config, key: str) -> Path:
 
     HydraConfig.instance().set_config(config)  # for ${hydra:...} in the name, as Hydra does before it resolves it
     parent, _, leaf = key.rpartition(".")
-    unique = "${unique_dir:" in str(OmegaConf.select(config, parent)._get_node(leaf)._value())
+    unique = "${unique_dir:" in str(OmegaConf.to_container(OmegaConf.select(config, parent), resolve=False)[leaf])
     while True:
         path = Path(OmegaConf.select(config, key))
         try:
