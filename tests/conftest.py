@@ -11,6 +11,19 @@ from mnist_exp import PROJECT_ROOT
 from tests.helpers import TINY_RUN, SyntheticData, run_cli, write_synthetic
 
 
+def run_dirs_under(outputs: Path) -> set[Path]:
+    return {p for pattern in ("*/*", "*/*/*") for p in outputs.glob(pattern) if p.is_dir()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_written_into_the_projects_outputs():
+    """Every test writes into its own temp dirs: the project's outputs/ (the user's runs) gains nothing."""
+    before = run_dirs_under(PROJECT_ROOT / "outputs")
+    yield
+    added = sorted(str(p) for p in run_dirs_under(PROJECT_ROOT / "outputs") - before)
+    assert not added, f"tests made run dirs in the project's outputs/: {added[:5]}"
+
+
 @pytest.fixture
 def synthetic(tmp_path: Path) -> SyntheticData:
     return write_synthetic(tmp_path)
