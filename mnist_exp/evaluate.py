@@ -13,9 +13,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
-from mnist_exp import CONFIG_DIR
-from mnist_exp.cli import one_line_errors, run
-from mnist_exp.resume import quote_ckpt_path
+from mnist_exp import CONFIG_DIR, cli
+from mnist_exp.cli import one_line_errors
 from mnist_exp.rundirs import find_checkpoint, write_json_atomically
 
 
@@ -58,4 +57,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    run("evaluate", main, quote_ckpt_path)
+    cli.evaluate()  # the front door of mnist-exp-evaluate, with its argument rewriting

@@ -17,10 +17,9 @@ import hydra
 from omegaconf import DictConfig
 
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
-from mnist_exp import CONFIG_DIR
-from mnist_exp.cli import check_required, one_line_errors, run
+from mnist_exp import CONFIG_DIR, cli
+from mnist_exp.cli import check_required, one_line_errors
 from mnist_exp.errors import ConfigError
-from mnist_exp.resume import quote_ckpt_path
 
 if TYPE_CHECKING:
     from torch import nn
@@ -81,4 +80,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    run("export", main, quote_ckpt_path)
+    cli.export()  # the front door of mnist-exp-export, with its argument rewriting

@@ -24,11 +24,10 @@ from omegaconf import DictConfig, ListConfig
 from rich.markup import escape
 
 import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
-from mnist_exp import CONFIG_DIR
-from mnist_exp.cli import check_required, one_line_errors, run
+from mnist_exp import CONFIG_DIR, cli
+from mnist_exp.cli import check_required, one_line_errors
 from mnist_exp.errors import ConfigError
 from mnist_exp.images import IMAGE_SUFFIXES, ImageError, load_digit, shown_path
-from mnist_exp.resume import quote_ckpt_path
 
 
 def expand_inputs(inputs) -> list[Path]:
@@ -194,4 +193,4 @@ def translate_flags(argv: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
-    run("predict", main, lambda args: quote_ckpt_path(translate_flags(args)))
+    cli.predict()  # the front door of mnist-exp-predict, with its argument rewriting
