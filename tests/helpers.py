@@ -195,7 +195,7 @@ def process_state(cwd: Path, env: dict | None, importable=()):
             for handler in logger.handlers:
                 if handler not in handlers:
                     handler.close()
-            logger.handlers[:] = handlers if logger in saved_logging else []
+            logger.handlers[:] = handlers
             logger.level, logger.propagate, logger.disabled = level, propagate, disabled
         for number, handler in saved_signals.items():
             signal.signal(number, handler)
