@@ -16,7 +16,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from mnist_exp.errors import is_int, require
+from mnist_exp.errors import NonFiniteLossError, is_int, require
 
 
 class LogSampleInputs(pl.Callback):
@@ -193,10 +193,6 @@ class CheckpointOnInterrupt(pl.Callback):
         else:
             message = "no checkpoint was saved yet, nothing to resume from"
         rank_zero_info(f"Stopped by {name}: {message}. Resume with: python -m mnist_exp ckpt_path=last")
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
 
 
 class StopOnNonFiniteLoss(pl.Callback):

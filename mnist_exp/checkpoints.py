@@ -1,10 +1,11 @@
-"""Checkpoints are data, not code: read them with torch's safe unpickler and build only allowed classes.
+"""Checkpoints are data, not code: found once, read once with torch's safe unpickler, and passed down
+as a `Checkpoint` value (its path, its run dir, that run's saved config, its contents).
 
-Every checkpoint read in the project (evaluate, predict, export, resume, the TensorBoard purge step,
-Lightning's own fit and test loading) goes through `torch.load(weights_only=True)`, which accepts
-tensors and plain containers only: a pickle that names any other Python object (say `os.system`)
-is refused before anything in it runs. What training saves is exactly that, so no allowlist of
-classes is needed.
+Every checkpoint read in the project goes through `torch.load(weights_only=True)` (Lightning's own
+fit and test loading too), which accepts tensors and plain containers only: a pickle that names any
+other Python object (say `os.system`) is refused before anything in it runs, and the refusal names
+it (torch.serialization.get_unsafe_globals_in_checkpoint). What training saves is exactly that, so
+no allowlist of classes is needed.
 
 A checkpoint also carries its model's Hydra config (`net_config`), which evaluate, predict and
 export instantiate. Its `_target_`s may only name the project's own models or a model option that
@@ -14,34 +15,91 @@ config dir adds theirs); anything else is refused with one line naming the targe
 
 from __future__ import annotations
 
+import functools
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from mnist_exp.errors import CheckpointError
+from mnist_exp.rundirs import find_checkpoint
 
 PROJECT_MODELS = "mnist_exp.models."
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The checkpoint's contents through torch's safe unpickler; CheckpointError when it is not one."""
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint resolved once: `last` found, the file read and checked."""
+
+    path: Path
+    contents: dict
+
+    @property
+    def hparams(self) -> dict:
+        return self.contents["hyper_parameters"]
+
+    @property
+    def step(self) -> int:
+        return int(self.contents.get("global_step", 0))
+
+    @property
+    def run_dir(self) -> Path | None:
+        """RUN for RUN/checkpoints/NAME.ckpt when RUN holds the run's saved config (.hydra/config.yaml)."""
+        run_dir = self.path.parent.parent
+        return run_dir if (run_dir / ".hydra" / "config.yaml").is_file() else None
+
+    def saved_config(self, name: str = "config"):
+        """The run's .hydra/NAME.yaml (config, hydra, overrides) as OmegaConf; None without a run dir."""
+        from omegaconf import OmegaConf
+
+        if self.run_dir is None:
+            return None
+        path = self.run_dir / ".hydra" / f"{name}.yaml"
+        try:
+            return OmegaConf.load(path)
+        except Exception as error:  # noqa: BLE001  (a damaged file beside the checkpoint)
+            raise CheckpointError(f"{path}: cannot be read ({type(error).__name__})") from None
+
+
+def resolve(value: str, log_dir: str | Path, config_sources: Any = None) -> Checkpoint:
+    """`ckpt_path`'s value (`last` or a file) as a checked Checkpoint; CheckpointError or ConfigError
+    when there is none or it is unusable."""
+    path = find_checkpoint(str(value), Path(log_dir))
+    checkpoint = Checkpoint(path, read_checkpoint(path))
+    check_targets(checkpoint.hparams["net_config"], path, config_sources)
+    return checkpoint
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: Path, mtime_ns: int, size: int) -> dict:
     import torch
 
-    path = Path(path)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint's contents through torch's safe unpickler (read once per process while the file
+    is unchanged); CheckpointError when it is not one."""
+    import torch
+
+    path = Path(path).resolve()
     if path.is_dir():
         raise CheckpointError(f"ckpt_path={path}: is a directory, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"ckpt_path={path}: no such file")
+    stat = path.stat()
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        unsupported = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line), "")
-        detail = unsupported.split("GLOBAL", 1)[1].split()[0] if unsupported else "a Python object"
+        checkpoint = _load(path, stat.st_mtime_ns, stat.st_size)
+    except pickle.UnpicklingError:
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # noqa: BLE001  (not even a readable pickle: say so without the names)
+            unsafe = []
         raise CheckpointError(
-            f"ckpt_path={path}: refused: it holds {detail}, not only tensors and plain data; "
-            "loading it could run code (mnist-exp loads checkpoints with torch's safe unpickler)"
+            f"ckpt_path={path}: refused: it holds {', '.join(unsafe) or 'a Python object'}, not only tensors and plain "
+            "data; loading it could run code (mnist-exp loads checkpoints with torch's safe unpickler)"
         ) from None
-    except Exception as error:  # torch raises many kinds for a damaged or foreign file
+    except Exception as error:  # noqa: BLE001  (torch raises many kinds for a damaged or foreign file)
         raise CheckpointError(f"ckpt_path={path}: not a readable checkpoint ({error.__class__.__name__})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"ckpt_path={path}: not an mnist-exp checkpoint (no weights inside)")
@@ -64,53 +122,32 @@ def targets_in(node: Any) -> Iterator[str]:
             yield from targets_in(value)
 
 
-def model_options_repository(config_sources=None):
-    """Hydra's config repository over the run's whole search path: the project's conf/ and every dir
-    added with hydra.searchpath (hydra.runtime.config_sources); None outside a Hydra app."""
-    from hydra._internal.config_repository import ConfigRepository
-    from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
+def offered_model_targets(config_sources: Any = None) -> set[str]:
+    """The `_target_` of every option of the `model` config group on the run's search path (the current
+    Hydra run's, when config_sources is not given; none outside a Hydra run)."""
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from mnist_exp.compat.hydra import group_option_targets
 
     if config_sources is None:
         if not HydraConfig.initialized():
-            return None
+            return set()
         config_sources = HydraConfig.get().runtime.config_sources
-    search_path = ConfigSearchPathImpl()
-    for source in config_sources:
-        search_path.append(source.provider, f"{source.schema}://{source.path}")
-    return ConfigRepository(search_path)
+    if OmegaConf.is_config(config_sources):
+        config_sources = OmegaConf.to_container(config_sources)
+    return group_option_targets("model", config_sources)
 
 
-def offered_model_targets(config_sources=None) -> set[str]:
-    """The `_target_` of every option of the `model` config group on the run's search path."""
-    repository = model_options_repository(config_sources)
-    if repository is None:
-        return set()
-    targets: set[str] = set()
-    for option in repository.get_group_options("model"):
-        try:
-            loaded = repository.load_config(f"model/{option}")
-        except Exception:  # noqa: BLE001  (an option that does not load offers nothing)
-            continue
-        if loaded is not None and loaded.config.get("_target_"):
-            targets.add(str(loaded.config.get("_target_")))
-    return targets
-
-
-def check_targets(net_config: Mapping, path: str | Path, allowed: Iterable[str] = (), config_sources=None) -> None:
+def check_targets(net_config: Mapping, path: str | Path, config_sources: Any = None) -> None:
     """Refuse a model config that would build anything but an allowed model class."""
-    allowed = set(allowed) | offered_model_targets(config_sources)
-    for target in targets_in(net_config):
+    targets = list(targets_in(net_config))
+    if all(target.startswith(PROJECT_MODELS) for target in targets):
+        return
+    allowed = offered_model_targets(config_sources)
+    for target in targets:
         if not (target.startswith(PROJECT_MODELS) or target in allowed):
             raise CheckpointError(
                 f"ckpt_path={path}: refused: its model config names {target}, which is not a model this "
                 "installation offers (the project's models or a model/*.yaml on the config search path)"
             )
-
-
-def check_same_model(net_config: Mapping, requested: Mapping, path: str | Path) -> None:
-    """Every key the requested model config sets must equal the checkpoint's."""
-    differ = {k: (v, net_config.get(k)) for k, v in requested.items() if net_config.get(k) != v}
-    if differ:
-        detail = ", ".join(f"model.{k}={ckpt!r} in the checkpoint but {want!r} requested" for k, (want, ckpt) in differ.items())
-        raise CheckpointError(f"ckpt_path={path} does not match the requested model: {detail}")

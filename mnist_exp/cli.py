@@ -6,12 +6,12 @@
   mnist-exp-export ckpt_path=...   python -m mnist_exp.export     ONNX / TorchScript
   mnist-exp-summarize DIR          python -m mnist_exp.summarize  tables of runs, sweeps, studies
 
-The console scripts are installed with the project (pyproject.toml); Hydra's shell completion works
-for them (`eval "$(mnist-exp -sc install=bash)"`), not for `python -m`. The project's own expected
-errors end in one line, `Error: ...`, that says what to type instead, and exit status 1: a missing
-mandatory key, a misspelled key or group option (suggestions come from that command's own config),
-a malformed override, a bad value, an unusable checkpoint, dataset or study database. Anything else
-keeps its traceback: it is a bug.
+The commands are plain functions that raise; this module alone turns the project's expected errors
+(mnist_exp/errors.py, and Hydra's composition errors) into one line, `Error: ...`, that says what to
+type instead, and exit status 1: for every command, sweep and pre-run check. Anything else keeps its
+traceback: it is a bug. No command imports this module. The console scripts are installed with the
+project (pyproject.toml); Hydra's shell completion works for them (`eval "$(mnist-exp -sc
+install=bash)"`), not for `python -m`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnist_exp.errors import EXPECTED_ERRORS, exit_with
+from mnist_exp.errors import EXPECTED_ERRORS, Escalated, MissingKeysError
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,6 @@ COMMANDS = {
     "export": Command("mnist_exp.export", "mnist-exp-export", "export", "ckpt_path=last format=onnx"),
     "summarize": Command("mnist_exp.summarize", "mnist-exp-summarize", "", "outputs/"),
 }
-COMMAND_OF_CONFIG = {command.config: command for command in COMMANDS.values()}
 
 # A mandatory key's values, said the same way by every command.
 REQUIRED = {
@@ -55,176 +54,164 @@ REQUIRED = {
 OVERRIDE_GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
 
 
+def fail(message: str) -> None:
+    """End the command with `Error: message` as its one line on stderr, exit status 1."""
+    print(f"Error: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
 def required_line(missing: list[str], command: Command) -> str:
+    order = list(REQUIRED)
+    missing = sorted(missing, key=lambda key: (order.index(key) if key in order else len(order), key))
     keys = " and ".join(missing)
     values = "; ".join(REQUIRED.get(key, f"{key}=VALUE") for key in missing)
     return f"{keys} {'is' if len(missing) == 1 else 'are'} required: {values}; e.g. {command.invoked_as()} {command.example}"
 
 
-def close_key(key: str, other_overrides: list[str], config_name: str) -> tuple[str | None, list[str]]:
-    """(the key most like `key`, the keys beside it) in this command's config, composed with the other overrides."""
-    from hydra import compose, initialize_config_dir
+def compose(config_name: str, overrides: list[str]):
+    """This command's config with these overrides, through Hydra's compose API (for diagnosis only)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
 
     from mnist_exp import CONFIG_DIR
 
-    parent, _, leaf = key.rpartition(".")
+    GlobalHydra.instance().clear()
     try:
-        GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose(config_name, overrides=[o for o in other_overrides if "=" in o and not o.startswith("hydra")])
-        node = OmegaConf.select(cfg, parent) if parent else cfg
-        siblings = [str(k) for k in node.keys()] if OmegaConf.is_dict(node) else []
-    except Exception:  # noqa: BLE001  (a hint is optional: without one the error line still stands)
-        return None, []
-    match = difflib.get_close_matches(leaf, siblings, n=1)
-    return (f"{parent}.{match[0]}" if parent else match[0]) if match else None, siblings
+            return hydra_compose(config_name, overrides=overrides)
+    finally:
+        GlobalHydra.instance().clear()
 
 
-def one_line(error: Exception, overrides: list[str], command: Command) -> str:
-    """Hydra's composition and override errors, multi-line, as one line that says what to type."""
+def composition_line(error: Exception, args: list[str], command: Command) -> str:
+    """A Hydra composition or override error as one line that says what to type, from the exception's own
+    attributes and from composing again with Hydra's API (never from its message text)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import MissingConfigException, OverrideParseException
+    from omegaconf import OmegaConf
 
-    text = str(error).strip()
-    if isinstance(error, MissingConfigException) and "Available options in" in text:
-        missing = text.split("Could not find '", 1)[1].split("'", 1)[0]  # e.g. optimizer/adamm
-        group, _, option = missing.rpartition("/")
-        options_block = text.split("Available options in", 1)[1].split("Config search path", 1)[0]
-        options = [line.strip() for line in options_block.splitlines()[1:] if line.strip()]
-        return f"{group}={option}: no such {group} option; available: {', '.join(options)}"
-    if isinstance(error, MissingConfigException) and "Could not load '" in text:
-        group = text.split("Could not load '", 1)[1].split("/", 1)[0]
-        return f"{group}: no such config group in {command.invoked_as()}; its keys are in: {command.invoked_as()} --help"
     if isinstance(error, OverrideParseException):
-        override = text.split("'", 2)[1] if text.count("'") >= 2 else "?"
-        if "=" not in override:
-            return f"{override}: not an override; write KEY=VALUE (e.g. {command.example.split()[0]}); see {OVERRIDE_GRAMMAR}"
-        reason = text.splitlines()[1].strip() if len(text.splitlines()) > 1 else ""
-        return f"{override}: cannot be parsed ({reason}); quote values with spaces or commas, see {OVERRIDE_GRAMMAR}"
-    first = text.splitlines()[0] if text else error.__class__.__name__
-    if "Could not override '" in first or "Could not append to config" in first:
-        key = first.split("'", 2)[1]
-        match, siblings = close_key(key, [o for o in overrides if not o.startswith(f"{key}=")], command.config)
-        if match:
-            return f"{key}: no such config key; did you mean {match}?"
-        parent = key.rpartition(".")[0]
-        if parent == "trainer":  # any pytorch_lightning.Trainer argument is welcome, listed or not
-            return f"{key}: no such config key; a Trainer argument that conf/trainer does not list takes a leading +: +{key}=..."
-        siblings = [k for k in siblings if not k.startswith("_")]
-        listed = f"; {parent or 'the config'} has: {', '.join(siblings[:15])}" if siblings else ""
-        return f"{key}: no such config key{listed}"
-    cause = str(error.__cause__).strip().splitlines()[0] if error.__cause__ and str(error.__cause__).strip() else ""
-    return " ".join(line.strip() for line in text.splitlines() if line.strip()) + (f": {cause}" if cause else "")
+        if "=" not in error.override:
+            return f"{error.override}: not an override; write KEY=VALUE (e.g. {command.example.split()[0]}); see {OVERRIDE_GRAMMAR}"
+        return f"{error.override}: cannot be parsed; quote values with spaces or commas, see {OVERRIDE_GRAMMAR}"
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file and "/" in error.missing_cfg_file:
+        group, _, option = error.missing_cfg_file.rpartition("/")
+        if error.options:
+            return f"{group}={option}: no such {group} option; available: {', '.join(error.options)}"
+        return f"{group}: no such config group in {command.invoked_as()}; its keys are in: {command.invoked_as()} --help"
+    overrides = OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
+    fine: list[str] = []
+    for override in overrides:  # the first override that does not compose is the one to name
+        try:
+            compose(command.config, [*fine, override.input_line])
+        except Exception:  # noqa: BLE001  (this one: say why below)
+            return override_line(override, fine, command)
+        fine.append(override.input_line)
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 
-def run(name: str, main: Callable[[], object], rewrite: Callable[[list[str]], list[str]] | None = None) -> None:
-    """Run a command's @hydra.main function; its expected errors end in one line and exit status 1.
+def override_line(override, others: list[str], command: Command) -> str:
+    """Why one override does not compose: a key that exists already (+), or no such key (with the closest)."""
+    from omegaconf import OmegaConf
 
-    Hydra prints composition errors over many lines unless HYDRA_FULL_ERROR=1, which makes it raise
-    them instead: set here so they can be caught (other errors then show their full traceback).
+    key = override.key_or_group
+    config = compose(command.config, others)
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(config, parent) if parent else config
+    siblings = [str(k) for k in node.keys()] if OmegaConf.is_dict(node) else []
+    if override.is_add() and leaf in siblings:
+        return f"+{key}: {key} exists already; drop the +: {override.input_line[1:]}"
+    if override.is_delete():
+        return f"~{key}: there is no {key} to delete"
+    match = difflib.get_close_matches(leaf, siblings, n=1)
+    if match:
+        return f"{key}: no such config key; did you mean {f'{parent}.{match[0]}' if parent else match[0]}?"
+    if parent == "trainer":  # any pytorch_lightning.Trainer argument is welcome, listed or not
+        return f"{key}: no such config key; a Trainer argument that conf/trainer does not list takes a leading +: +{key}=..."
+    siblings = [k for k in siblings if not k.startswith("_")]
+    listed = f"; {parent or 'the config'} has: {', '.join(siblings[:15])}" if siblings else ""
+    return f"{key}: no such config key{listed}"
+
+
+def expected_cause(error: BaseException) -> BaseException | None:
+    """The project's own error inside `error` (as raised, or wrapped by Hydra's instantiate), else None."""
+    from hydra.errors import InstantiationException
+
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__
+    return error if isinstance(error, EXPECTED_ERRORS) else None
+
+
+def run(name: str, main: Callable[[], object]) -> None:
+    """Run a command; its expected errors end in one line and exit status 1.
+
+    Hydra prints its errors over many lines unless HYDRA_FULL_ERROR=1, which makes it raise them
+    instead: set here so that they reach this one place (other errors then show their full traceback).
     """
-    from hydra.errors import (
-        ConfigCompositionException,
-        MissingConfigException,
-        OverrideParseException,
-    )
+    from hydra.errors import ConfigCompositionException, OverrideParseException
     from omegaconf.errors import MissingMandatoryValue
 
     command = COMMANDS[name]
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    if name != "summarize":
+        sys.argv[1:] = quote_ckpt_path(sys.argv[1:])
     try:
-        if rewrite is not None:
-            sys.argv[1:] = rewrite(sys.argv[1:])
         main()
-    except (ConfigCompositionException, MissingConfigException, OverrideParseException) as error:
-        exit_with(one_line(error, [arg for arg in sys.argv[1:] if not arg.startswith("-")], command))
-    except (MissingMandatoryValue, *EXPECTED_ERRORS) as error:
-        end_with(error, command)
+    except (ConfigCompositionException, OverrideParseException) as error:
+        fail(composition_line(error, sys.argv[1:], command))
+    except MissingMandatoryValue as error:
+        fail(required_line([str(error.full_key or error.key)], command))
+    except Escalated as escalated:
+        fail(required_line(escalated.error.keys, command) if isinstance(escalated.error, MissingKeysError) else str(escalated.error))
+    except MissingKeysError as error:
+        fail(required_line(error.keys, command))
+    except Exception as error:
+        cause = expected_cause(error)
+        if cause is None:
+            raise
+        fail(str(cause))
 
 
-def end_with(error: Exception, command: Command) -> None:
-    """An expected error as the command's one line: a missing mandatory key says what to give."""
-    from omegaconf.errors import MissingMandatoryValue
+def quote_ckpt_path(args: list[str]) -> list[str]:
+    """`ckpt_path=PATH` with PATH in quotes, so that a run dir's path (its name holds the overrides, with
+    '=' and ',') can be pasted as it is: Hydra's grammar reads those characters as syntax."""
+    def quote(arg: str) -> str:
+        key, _, value = arg.partition("=")
+        if key != "ckpt_path" or not value or value[0] in "'\"":
+            return arg
+        return f'{key}="' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-    if isinstance(error, MissingMandatoryValue):
-        exit_with(required_line([str(error.full_key or error.key)], command))
-    exit_with(str(error))
-
-
-def missing_keys(node, prefix: str = "") -> list[str]:
-    """The `???` keys under node, without resolving any interpolation (and without Hydra's own node)."""
-    from omegaconf import DictConfig, OmegaConf
-
-    found = []
-    for key in node.keys():
-        if key == "hydra" and not prefix:
-            continue
-        child = node._get_node(key)
-        if OmegaConf.is_missing(node, key):
-            found.append(f"{prefix}{key}")
-        elif isinstance(child, DictConfig) and not child._is_interpolation():
-            found += missing_keys(child, f"{prefix}{key}.")
-    return found
+    return [quote(arg) for arg in args]
 
 
-def one_line_errors(task: Callable) -> Callable:
-    """Decorate a command's task (under @hydra.main): its expected errors end in one line, before Hydra
-    would add its own "Error executing job with overrides" line."""
-    import functools
-
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf.errors import MissingMandatoryValue
-
-    @functools.wraps(task)
-    def wrapped(cfg):
-        try:
-            return task(cfg)
-        except (MissingMandatoryValue, *EXPECTED_ERRORS) as error:
-            end_with(error, COMMAND_OF_CONFIG.get(HydraConfig.get().job.config_name, COMMANDS["train"]))
-
-    return wrapped
-
-
-def check_required(config, config_name: str) -> None:
-    """Before any dir is made: the command's mandatory keys (`???` in its config) are all given."""
-    missing = missing_keys(config)
-    if missing:
-        order = list(REQUIRED)
-        missing.sort(key=lambda key: (order.index(key) if key in order else len(order), key))
-        exit_with(required_line(missing, COMMAND_OF_CONFIG.get(config_name, COMMANDS["train"])))
-
-
-# Console scripts (pyproject.toml [project.scripts]).
+# Console scripts (pyproject.toml [project.scripts]) and python -m (each command's __main__.py).
 def train() -> None:
-    from mnist_exp.resume import resume_arguments
     from mnist_exp.train import main
 
-    run("train", main, resume_arguments)
+    run("train", main)
 
 
 def evaluate() -> None:
     from mnist_exp.evaluate import main
-    from mnist_exp.resume import quote_ckpt_path
 
-    run("evaluate", main, quote_ckpt_path)
+    run("evaluate", main)
 
 
 def predict() -> None:
     from mnist_exp.predict import main, translate_flags
-    from mnist_exp.resume import quote_ckpt_path
 
-    run("predict", main, lambda args: quote_ckpt_path(translate_flags(args)))
+    sys.argv[1:] = translate_flags(sys.argv[1:])
+    run("predict", main)
 
 
 def export() -> None:
     from mnist_exp.export import main
-    from mnist_exp.resume import quote_ckpt_path
 
-    run("export", main, quote_ckpt_path)
+    run("export", main)
 
 
 def summarize() -> None:
     from mnist_exp.summarize import main
 
-    sys.exit(main())
+    run("summarize", lambda: main(sys.argv[1:], prog=COMMANDS["summarize"].invoked_as()))

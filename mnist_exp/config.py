@@ -1,8 +1,15 @@
-"""OmegaConf resolvers the configs use; imported before Hydra composes anything."""
+"""What every Hydra command shares: the OmegaConf resolvers its configs use (registered on import,
+before Hydra composes anything) and the `command` decorator that makes a function a Hydra app."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
 
 from omegaconf import OmegaConf
 
-from mnist_exp import PROJECT_ROOT
+from mnist_exp import CONFIG_DIR, PROJECT_ROOT
+from mnist_exp.errors import escalated
 from mnist_exp.rundirs import first_free
 
 
@@ -18,3 +25,24 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], Any]]:
+    """@hydra.main for conf/CONFIG_NAME.yaml. In a single run the function's expected errors leave Hydra's
+    job runner as they are (Escalated), for the front door to say in one line; in a sweep they stay
+    errors of that job, for the sweeper to record."""
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    def decorate(task: Callable[[Any], Any]) -> Callable[[], Any]:
+        @functools.wraps(task)
+        def run_task(cfg):
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                return task(cfg)
+            with escalated():
+                return task(cfg)
+
+        return hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(run_task)
+
+    return decorate

@@ -1,18 +1,22 @@
-"""The project's own expected errors, and how a command ends on one: a single line, exit status 1."""
+"""The project's own expected errors. Commands raise them; the front door (mnist_exp/cli.py) ends a
+command on one as a single `Error: ...` line and exit status 1. Anything else keeps its traceback."""
 
 from __future__ import annotations
 
-import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message is one line naming the key."""
 
 
-def exit_with(message: str) -> None:
-    """End the command with `Error: message` as its one line on stderr, exit status 1."""
-    print(f"Error: {message}", file=sys.stderr)
-    raise SystemExit(1)
+class MissingKeysError(ConfigError):
+    """Mandatory keys (`???` in the command's config) that the command line did not give."""
+
+    def __init__(self, keys: list[str]):
+        super().__init__(f"{' and '.join(keys)} required")
+        self.keys = keys
 
 
 class StudyError(RuntimeError):
@@ -27,8 +31,17 @@ class DatasetUnavailableError(RuntimeError):
     """No source could provide verified files."""
 
 
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite (callbacks.StopOnNonFiniteLoss); the message says what to try."""
+
+
+class FailedItemsError(RuntimeError):
+    """A command that did its work but some of its items failed (predict: files it could not read);
+    each failure was reported where it happened, and this is the summary line."""
+
+
 # What a command reports as one `Error:` line (mnist_exp/cli.py); anything else keeps its traceback.
-EXPECTED_ERRORS = (ConfigError, StudyError, CheckpointError, DatasetUnavailableError)
+EXPECTED_ERRORS = (ConfigError, StudyError, CheckpointError, DatasetUnavailableError, NonFiniteLossError, FailedItemsError)
 
 
 def is_int(value) -> bool:
@@ -49,3 +62,22 @@ def require(ok: bool, key: str, allowed: str, value) -> None:
     """A class's own rule for one of its arguments: `KEY must be ALLOWED, got VALUE` as a ConfigError."""
     if not ok:
         raise ConfigError(f"{key} must be {allowed}, got {value!r}")
+
+
+class Escalated(BaseException):
+    """Carries a command's expected error out through Hydra's job runner, which would print "Error executing
+    job with overrides: ..." above any Exception; the front door (mnist_exp/cli.py) says `error` alone."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
+
+
+@contextmanager
+def escalated() -> Iterator[None]:
+    """Expected errors leave the block as Escalated: for Hydra callbacks, whose errors Hydra would
+    otherwise turn into a warning and carry on, and for the job runner (mnist_exp/config.py)."""
+    try:
+        yield
+    except EXPECTED_ERRORS as error:
+        raise Escalated(error) from error

@@ -1,46 +1,25 @@
-"""Rebuild a trained classifier from its checkpoint alone (used by evaluate, predict and export)."""
+"""A trained classifier from its checkpoint alone (evaluate, predict and export), and what export writes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 from torch import nn
 
-from mnist_exp.checkpoints import (
-    CheckpointError,
-    check_targets,
-    read_checkpoint,
-)
+from mnist_exp.checkpoints import Checkpoint, resolve
+from mnist_exp.errors import CheckpointError
 from mnist_exp.models import DigitClassifier
 
 __all__ = ["CheckpointError", "RawImageClassifier", "load_classifier"]
 
 
-def load_classifier(ckpt_path: str | Path, map_location: str = "cpu") -> DigitClassifier:
-    """The model, its weights and its input normalization, from a checkpoint written by training.
-
-    The file is read with torch's safe unpickler and its model config may only name allowed model
-    classes (mnist_exp/checkpoints.py).
-    """
-    path = Path(ckpt_path)
-    checkpoint = read_checkpoint(path)
-    hparams = checkpoint["hyper_parameters"]
-    net_config = hparams["net_config"]
-    check_targets(net_config, path)
-    try:
-        net = instantiate(net_config)
-    except Exception as error:
-        raise CheckpointError(f"ckpt_path={path}: its model config does not build ({str(error).splitlines()[0]})") from None
-    kwargs = {k: v for k, v in hparams.items() if k in ("num_classes", "tta_shifts", "channels_last", "net_config", "input_shape", "normalization")}
-    module = DigitClassifier(net, optimizer=None, **kwargs)
-    try:
-        module.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()[0]
-        raise CheckpointError(f"ckpt_path={path}: weights do not fit the model config inside it ({first})") from None
-    return module.to(map_location).eval()
+def load_classifier(checkpoint: Checkpoint | str | Path, map_location: str = "cpu") -> DigitClassifier:
+    """The model, its weights and its input transform, rebuilt from the checkpoint's own saved
+    hyperparameters (a path is resolved and checked first: mnist_exp/checkpoints.py)."""
+    if not isinstance(checkpoint, Checkpoint):
+        checkpoint = resolve(str(checkpoint), Path.cwd())
+    return DigitClassifier.from_checkpoint(checkpoint).to(map_location)
 
 
 class RawImageClassifier(nn.Module):

@@ -7,7 +7,6 @@ confusion_matrix.png, mistakes.png) and logged to TensorBoard as figures.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -24,6 +23,7 @@ from torchmetrics.classification import (
 )
 
 from mnist_exp.plots import pyplot
+from mnist_exp.rundirs import write_json_atomically
 
 
 def mistakes_figure(mistakes: list[tuple[torch.Tensor, int, int, float]], columns: int = 8):
@@ -96,7 +96,7 @@ class TestReport(pl.Callback):
         plt = pyplot()
         out_dir = Path(trainer.default_root_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "test_report.json").write_text(json.dumps(self.report, indent=2) + "\n")
+        write_json_atomically(out_dir / "test_report.json", self.report)
         matrix_figure, _ = self.confusion.plot()
         matrix_figure.savefig(out_dir / "confusion_matrix.png", dpi=120, bbox_inches="tight")
         figures = {"test/confusion_matrix": matrix_figure, "test/mistakes": mistakes_figure(self.mistakes)}

@@ -1,97 +1,117 @@
-"""Resume a run: `python -m mnist_exp ckpt_path=last` or `ckpt_path=PATH`.
+"""Resume a run: `mnist-exp ckpt_path=last` or `ckpt_path=PATH`, wherever the run's dir is.
 
-A resumed run carries on in the dir of the run that wrote the checkpoint, with that run's
-command-line overrides (from its .hydra/overrides.yaml) applied before the new ones, so it trains
-the same model on the same data and appends to the same TensorBoard history. The resumed run's
-own Hydra config goes to .hydra/resumed-DATE_TIME/, leaving the original's untouched.
+`ResumeRun`, a Hydra callback (conf/hydra/default.yaml) that runs before the config check and before
+any dir is made, composes the resumed run's config: the stopped run's own saved config
+(RUN/.hydra/config.yaml, beside RUN/checkpoints/), so it trains the same model on the same data with
+the same schedule whatever today's defaults say. The command's own overrides (read with Hydra's
+parser) may set where things go and how they are watched (`paths`, `logger`, `callbacks`,
+`torch_threads`, `hydra`); one that changes anything else (epochs, data, model, ...) is refused in
+one line naming the keys. The run carries on in its own dir and appends to its TensorBoard history;
+its Hydra config goes to .hydra/resumed-DATE_TIME/, leaving the original's untouched. A checkpoint
+with no saved config beside it resumes with the command's config in a new run dir.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
+from typing import Any
 
-import yaml
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mnist_exp import PROJECT_ROOT
-from mnist_exp.errors import ConfigError
-from mnist_exp.rundirs import find_checkpoint, run_dir_of
+from mnist_exp.checkpoints import Checkpoint, resolve
+from mnist_exp.errors import ConfigError, Escalated, escalated
 
-
-def quoted(value: str) -> str:
-    """A Hydra override value in double quotes (run dir names contain '=' and ',')."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def quote_ckpt_path(args: list[str]) -> list[str]:
-    """`ckpt_path=PATH` with PATH quoted: paths of run dirs hold '=' and ',' that Hydra would parse."""
-    def quote(arg: str) -> str:
-        key, _, value = arg.partition("=")
-        return f"{key}={quoted(value)}" if key == "ckpt_path" and value and value[0] not in "'\"" else arg
-
-    return [quote(arg) for arg in args]
+# Keys a resumed run may set anew: where files go and how the run is watched, not what it computes.
+FREE = ("paths", "logger", "callbacks", "torch_threads", "hydra", "ckpt_path")
+ABSENT = object()
 
 
-def log_dir_from(args: list[str]) -> Path:
-    values = dict(arg.split("=", 1) for arg in args if "=" in arg and not arg.startswith("-"))
-    if "paths.log_dir" in values:
-        return Path(values["paths.log_dir"])
-    return Path(values.get("paths.root_dir", PROJECT_ROOT)) / "outputs"
+def override_keys(task_overrides: list[str]) -> list[Any]:
+    """The command's overrides, parsed by Hydra's own parser."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_overrides(list(task_overrides))
 
 
-# Hydra's command-line flags that take the next argument as their value.
-FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-                    "--config-dir", "-cd", "--experimental-rerun", "--info", "-i"}
+def shown(value: Any) -> str:
+    if value is ABSENT:
+        return "absent"
+    return repr(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
 
 
-def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
-    """(flags with their values, overrides): argparse wants the overrides in one run."""
-    flags, overrides, expect_value = [], [], False
-    for arg in args:
-        if expect_value and not arg.startswith("-") and "=" not in arg:
-            flags.append(arg)
-            expect_value = False
-        elif arg.startswith("-"):
-            flags.append(arg)
-            expect_value = arg in FLAGS_WITH_VALUE
+def conflicts(command: DictConfig, saved: DictConfig, saved_choices: dict, overrides: list[Any]) -> list[str]:
+    """`KEY: SAVED in the checkpoint's run, NEW in this command` for each override that changes the run."""
+    found = []
+    for override in overrides:
+        key = override.key_or_group
+        if key.split(".", 1)[0] in FREE or override.is_delete():
+            continue
+        if key in saved_choices:  # a config group: the option chosen
+            old, new = saved_choices[key], override.value()
         else:
-            overrides.append(arg)
-            expect_value = False
-    return flags, overrides
+            old = OmegaConf.select(saved, key, default=ABSENT)
+            new = OmegaConf.select(command, key, default=ABSENT)
+        if old != new:
+            found.append(f"{key} is {shown(old)} in the checkpoint's run but {shown(new)} here")
+    return found
 
 
-def resume_arguments(args: list[str]) -> list[str]:
-    """The command-line arguments of a resumed run (unchanged when there is no ckpt_path=...)."""
-    flags, overrides = split_flags(args)
-    given = [arg for arg in overrides if arg.split("=", 1)[0] == "ckpt_path"]
-    if not given or given[-1] in ("ckpt_path=null", "ckpt_path="):
-        return args
-    if {"-m", "--multirun"} & set(flags):
-        raise ConfigError("ckpt_path resumes one run; it cannot be combined with -m/--multirun")
-    log_dir = log_dir_from(overrides)
-    checkpoint = find_checkpoint(given[-1].split("=", 1)[1], log_dir)
-    new = [arg for arg in overrides if arg.split("=", 1)[0] != "ckpt_path"] + [f"ckpt_path={quoted(str(checkpoint))}"]
-    run_dir = run_dir_of(checkpoint)
-    if run_dir is None or not checkpoint.is_relative_to(log_dir.resolve()):
-        # a checkpoint from elsewhere: resume with this command's config in a new run dir; overrides
-        # found beside a checkpoint outside paths.log_dir are not replayed (they are not ours)
-        return [*flags, *new]
-    original = replayed_overrides(run_dir)
-    print(f"Resuming {run_dir} with its overrides: {' '.join(original) or '(none)'}", file=sys.stderr)
-    if any(arg.startswith("hydra.run.dir=") for arg in overrides):
-        return [*flags, *original, *new]
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    return [*flags, *original, *new, f"hydra.run.dir={quoted(str(run_dir))}", f"hydra.output_subdir=.hydra/resumed-{stamp}"]
+def compose_resumed(config: DictConfig, checkpoint: Checkpoint) -> None:
+    """Turn the command's composed config (with Hydra's node) into the resumed run's, in place."""
+    saved = checkpoint.saved_config()
+    if saved is None:  # a checkpoint from elsewhere: the command's config, in a new run dir, for the same model
+        model = OmegaConf.to_container(config.model, resolve=True)
+        differ = sorted(k for k in set(model) | set(checkpoint.hparams["net_config"]) if model.get(k) != checkpoint.hparams["net_config"].get(k))
+        if differ:
+            raise ConfigError(f"ckpt_path={checkpoint.path} holds another model than this config: "
+                              + ", ".join(f"model.{k}={checkpoint.hparams['net_config'].get(k)!r} in the checkpoint, {model.get(k)!r} here" for k in differ))
+        return
+    hydra_saved = checkpoint.saved_config("hydra")
+    saved_choices = dict(OmegaConf.select(hydra_saved, "hydra.runtime.choices") or {})
+    overrides = override_keys(config.hydra.overrides.task)
+    refused = conflicts(config, saved, saved_choices, overrides)
+    if refused:
+        raise ConfigError(f"ckpt_path={checkpoint.path} resumes its run as it was configured: {'; '.join(refused)}. "
+                          "Resume without these overrides, or start a new run")
+    free = {o.key_or_group.split(".", 1)[0] for o in overrides} & (set(FREE) - {"hydra", "ckpt_path"})
+    with open_dict(config):
+        for key in list(config.keys()):
+            if key != "hydra" and key not in free and key != "ckpt_path":
+                del config[key]
+        for key, value in saved.items():
+            if key not in free and key != "ckpt_path":
+                config[key] = value
+        config.hydra.run.dir = str(checkpoint.run_dir)
+        config.hydra.output_subdir = f".hydra/resumed-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+        config.hydra.runtime.choices = saved_choices
+    print(f"Resuming {checkpoint.run_dir} from {checkpoint.path.name} (step {checkpoint.step}) with its saved config",
+          file=sys.stderr)
 
 
-def replayed_overrides(run_dir: Path) -> list[str]:
-    """The run's own command-line overrides, from its .hydra/overrides.yaml (a list of strings)."""
-    path = run_dir / ".hydra" / "overrides.yaml"
-    try:
-        original = yaml.safe_load(path.read_text()) or []
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"{path}: cannot be read ({error.__class__.__name__})") from None
-    if not isinstance(original, list) or not all(isinstance(o, str) for o in original):
-        raise ConfigError(f"{path}: not a list of overrides")
-    return [o for o in original if o.split("=", 1)[0] != "ckpt_path"]
+class UseCheckpoint(Callback):
+    """Hydra callback, before the config check and before any dir is made: resolve `ckpt_path` once (a
+    file, or `last`: said which), pin it in the config, and for training compose the resumed run's config."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        with escalated():
+            self.use(config)
+
+    @staticmethod
+    def use(config: DictConfig) -> None:
+        value = OmegaConf.select(config, "ckpt_path")
+        if value is None:
+            return
+        sources = OmegaConf.select(config, "hydra.runtime.config_sources")
+        checkpoint = resolve(value, config.paths.log_dir, sources)
+        with open_dict(config):
+            config.ckpt_path = str(checkpoint.path)  # the run uses the checkpoint checked here
+        if value == "last":
+            print(f"ckpt_path=last: {checkpoint.path}", file=sys.stderr)
+        if OmegaConf.select(config, "module") is not None:  # a training config: evaluate's ckpt_path is no resume
+            compose_resumed(config, checkpoint)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if OmegaConf.select(config, "ckpt_path") is not None:
+            raise Escalated(ConfigError("ckpt_path resumes one run; it cannot be combined with -m/--multirun"))

@@ -14,12 +14,12 @@ import tempfile
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from filelock import FileLock, Timeout
 from hydra.experimental.callback import Callback
 
-from mnist_exp.errors import ConfigError
+from mnist_exp.errors import ConfigError, escalated
 
 RUN_LOCK = ".running.lock"
 _held_here: set[Path] = set()  # run dirs this process holds (its own run is not "another running run")
@@ -61,10 +61,12 @@ class ClaimRunDir(Callback):
     the resolver cache into every job's config."""
 
     def on_run_start(self, config, **kwargs) -> None:
-        claim_dir(config, "hydra.run.dir")
+        with escalated():
+            claim_dir(config, "hydra.run.dir")
 
     def on_multirun_start(self, config, **kwargs) -> None:
-        claim_dir(config, "hydra.sweep.dir")
+        with escalated():
+            claim_dir(config, "hydra.sweep.dir")
 
 
 def is_ddp_helper_process() -> bool:
@@ -133,13 +135,36 @@ def find_checkpoint(value: str, log_dir: Path) -> Path:
     return path.resolve()
 
 
-def write_json_atomically(path: Path, data: dict) -> None:
-    """Write JSON to a unique temp file beside `path`, then rename it into place: readers see the old
-    file or the new one, never half of one, and two writers never share a temp file."""
+def new_file_mode() -> int:
+    """The mode a file created here now gets (0666 less the umask), as every other file of a run dir has."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """write(a temp file) beside `path`, then rename it into place: readers see the old file or the new one,
+    never half of one, two writers never share a temp file, and a failed write leaves nothing behind.
+    The file gets the permissions of the files beside it (a temp file's own are private)."""
     path = Path(path)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as tmp:
-        tmp.write(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp.name, path)
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(descriptor)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.chmod(tmp, new_file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    write_atomically(path, lambda tmp: tmp.write_text(text))
+
+
+def write_json_atomically(path: Path, data: dict) -> None:
+    write_text_atomically(path, json.dumps(data, indent=2) + "\n")
 
 
 def record_failure(run_dir: Path, error: BaseException, wall_seconds: float) -> str:

@@ -8,26 +8,20 @@ import signal
 import statistics
 import time
 from pathlib import Path
+from typing import Callable
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
-from mnist_exp import CONFIG_DIR
+from mnist_exp.config import command
+from mnist_exp.build import build_run
+from mnist_exp.checkpoints import Checkpoint, resolve
 from mnist_exp.checks import check_config
-from mnist_exp.errors import EXPECTED_ERRORS, ConfigError
-from mnist_exp.hardware import describe, resolve_precision
+from mnist_exp.errors import ConfigError
+from mnist_exp.hardware import describe
 from mnist_exp.hparams import log_experiment
-from mnist_exp.rundirs import (
-    find_checkpoint,
-    hold_run_lock,
-    record_failure,
-    write_json_atomically,
-)
+from mnist_exp.rundirs import hold_run_lock, record_failure, write_json_atomically
 
 log = logging.getLogger(__name__)
 
@@ -64,23 +58,24 @@ def threads_per_parallel_job() -> int | None:
     return max(1, cores // max(1, min(parallel, cores)))
 
 
-def continued_history(logger_cfg: DictConfig, resume_from: Path | None) -> dict:
+def continued_history(checkpoint: Checkpoint | None) -> Callable[[dict], dict]:
     """For a resumed run's TensorBoard logger: hide the events that the interrupted run logged after
     its checkpoint (SummaryWriter's purge_step), so every step shows once."""
-    if resume_from is None or not str(logger_cfg.get("_target_", "")).endswith("TensorBoardLogger"):
-        return {}
-    from mnist_exp.checkpoints import read_checkpoint
+    def options(logger_cfg: dict) -> dict:
+        if checkpoint is None or not str(logger_cfg.get("_target_", "")).endswith("TensorBoardLogger"):
+            return {}
+        return {"purge_step": checkpoint.step}
 
-    return {"purge_step": int(read_checkpoint(resume_from)["global_step"])}
+    return options
 
 
 def refuse_ddp_subprocesses_in_a_sweep(trainer) -> None:
     """Lightning starts DDP's extra processes by re-running this command line: inside a -m sweep each
     would start a sweep of its own."""
-    from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher
+    from mnist_exp.compat.lightning import restarts_command_line
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    if multirun and isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher) and trainer.world_size > 1:
+    if multirun and restarts_command_line(trainer) and trainer.world_size > 1:
         raise ConfigError(
             "trainer=ddp/ddp_cpu cannot start its processes inside a -m sweep; run each configuration on its own, "
             "or sweep with hydra/launcher=slurm (one task per device)"
@@ -97,35 +92,26 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
 
     started = time.perf_counter() if started is None else started
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        check_config(cfg)  # a sweep job's own values (ConfigCheck checked a single run before its dir existed)
-    resume_from = find_checkpoint(cfg.ckpt_path, Path(cfg.paths.log_dir)) if cfg.get("ckpt_path") else None
+        check_config(cfg)  # a sweep job's own values (ConfigCheck checked the sweep's base config)
+    # A single run's ckpt_path was resolved and pinned before its dir was made (resume.UseCheckpoint); the
+    # file was read then and is not read again.
+    checkpoint = resolve(cfg.ckpt_path, cfg.paths.log_dir) if cfg.get("ckpt_path") else None
     pl.seed_everything(cfg.seed, workers=True)
     threads = cfg.get("torch_threads") or threads_per_parallel_job()
     if threads:
         torch.set_num_threads(threads)
     run_dir = Path(cfg.paths.output_dir)
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()  # fetch and verify before anything is built
-    module = instantiate(cfg.module)(
-        net=instantiate(cfg.model),
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        net_config=OmegaConf.to_container(cfg.model, resolve=True),
-        input_shape=[cfg.data.channels, cfg.data.image_size, cfg.data.image_size],
-        transforms=instantiate(cfg.transforms),
-    )
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    loggers = [instantiate(c, **continued_history(c, resume_from)) for c in (cfg.get("logger") or {}).values() if c]
-    precision, why = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision)
-    log.info("Precision %s (%s)", precision, why)
+    run = build_run(cfg, logger_options=continued_history(checkpoint))
+    run.datamodule.prepare_data()  # fetch and verify before training starts
+    trainer, module, datamodule = run.trainer, run.module, run.datamodule
+    log.info("Precision %s (%s)", run.precision, run.precision_reason)
     refuse_ddp_subprocesses_in_a_sweep(trainer)
 
     fit_started = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(checkpoint.path) if checkpoint else None, weights_only=True)
     except SIGTERMException:  # a clean stop on SIGTERM or Ctrl+C (CheckpointOnInterrupt said what it saved)
-        interrupt = next((c for c in callbacks if isinstance(c, CheckpointOnInterrupt)), None)
+        interrupt = next((c for c in run.callbacks if isinstance(c, CheckpointOnInterrupt)), None)
         raise SystemExit(128 + (signal.SIGINT if interrupt and interrupt.signal_name == "SIGINT" else signal.SIGTERM)) from None
     fit_seconds = time.perf_counter() - fit_started
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -140,12 +126,12 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
         "fit_seconds": round(fit_seconds, 2),
         "checkpoint": best,
         "tested": tested_ckpt or "last",
-        "precision": str(precision),
+        "precision": str(run.precision),
         "hardware": describe(trainer.strategy.root_device.type),
     }
-    if resume_from:
-        metrics["resumed_from"] = str(resume_from)
-    throughput = next((c for c in callbacks if isinstance(c, TrainThroughput)), None)
+    if checkpoint:
+        metrics["resumed_from"] = str(checkpoint.path)
+    throughput = next((c for c in run.callbacks if isinstance(c, TrainThroughput)), None)
     if throughput and throughput.epoch_rates:
         metrics["train_images_per_second"] = round(statistics.median(throughput.epoch_rates), 1)
     if throughput and throughput.first_step_at:
@@ -154,33 +140,28 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
     if not trainer.is_global_zero:  # under DDP, rank 0 alone writes the results
         return metrics
     write_json_atomically(run_dir / "metrics.json", metrics)
-    log_experiment(trainer, cfg, metrics, str(precision))  # TensorBoard: HParams entry, chart layout
+    log_experiment(trainer, cfg, metrics, str(run.precision))  # TensorBoard: HParams entry, chart layout
     print_summary(metrics, run_dir)
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@command("train")
 def main(cfg: DictConfig) -> float:
-    """Returns the best validation accuracy: what sweeps (Optuna) maximize."""
-    from mnist_exp.callbacks import NonFiniteLossError
-
+    """Returns the best validation accuracy: what sweeps (Optuna) maximize. Errors are raised: the front
+    door (mnist_exp/cli.py) says the expected ones in one line."""
     started = time.perf_counter()
     try:
         with hold_run_lock(Path(cfg.paths.output_dir)):  # ckpt_path=last passes over a running run
             metrics = train(cfg, started)
     except Exception as error:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            # One failed job must not end the sweep: record it (the sweep summary lists it and the
-            # sweep exits non-zero). Hydra's basic sweeper stops at a job that raises, so return NaN;
-            # Optuna's sweeper records a raised error as a failed trial but fails on a NaN value.
-            message = record_failure(Path(cfg.paths.output_dir), error.__cause__ or error, time.perf_counter() - started)
-            log.error("job failed: %s", message)
-            if "optuna" in str(HydraConfig.get().sweeper.get("_target_", "")):
-                raise
-            return float("nan")
-        cause = error.__cause__ if isinstance(error, InstantiationException) else error  # a constructor's own error
-        if isinstance(cause, (*EXPECTED_ERRORS, NonFiniteLossError)):
-            log.error("%s", cause)  # one line, also in train.log; anything else keeps its traceback
-            raise SystemExit(1) from None
-        raise
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise
+        # One failed job must not end the sweep: record it (the sweep summary lists it and the
+        # sweep exits non-zero). Hydra's basic sweeper stops at a job that raises, so return NaN;
+        # Optuna's sweeper records a raised error as a failed trial but fails on a NaN value.
+        message = record_failure(Path(cfg.paths.output_dir), error, time.perf_counter() - started)
+        log.error("job failed: %s", message)
+        if "optuna" in str(HydraConfig.get().sweeper.get("_target_", "")):
+            raise
+        return float("nan")
     return metrics["val/acc_best"]

@@ -18,7 +18,8 @@ class SignalAtStep(pl.Callback):
         self.step, self.signum, self.when = step, getattr(signal, signal_name), when
 
     def _maybe_send(self, trainer, when: str) -> None:
-        if trainer.global_step == self.step and self.when == when and not trainer.sanity_checking:
+        resumed = trainer.ckpt_path is not None  # the resumed run keeps this callback (its saved config): quiet
+        if trainer.global_step == self.step and self.when == when and not trainer.sanity_checking and not resumed:
             os.kill(os.getpid(), self.signum)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:

@@ -44,14 +44,6 @@ def compose(overrides=(), return_hydra_config: bool = False, run_dir: str = "/tm
     return cfg
 
 
-def stopped_run_dir(log_dir, name: str, overrides: list[str]):
-    """A run dir as a stopped run leaves it: its overrides and a (dummy) checkpoints/last.ckpt."""
-    run_dir = log_dir / "2026-11-27" / name
-    (run_dir / ".hydra").mkdir(parents=True)
-    (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    (run_dir / "checkpoints").mkdir()
-    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"not read when only composing")
-    return run_dir
 
 
 FILES = {

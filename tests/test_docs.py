@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mnist_exp import PROJECT_ROOT, cli
-from tests.helpers import compose, run_cli, stopped_run_dir
+from tests.helpers import TINY_RUN, compose, run_cli
 
 DOCS = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
 COMPLETION = 'eval "$(mnist-exp -sc install=bash)"'
@@ -99,18 +100,23 @@ def test_training_commands_compose_with_their_overrides(command):
         assert str(node) == value or float(node) == float(value), override
 
 
-def test_resume_commands_carry_on_in_the_runs_dir_with_its_overrides(tmp_path):
-    """Every documented resume command, against a stopped run dir like the one the docs name."""
-    run_dir = stopped_run_dir(tmp_path, "10-31-07_model.channels=32", ["model.channels=32"])
+@pytest.mark.slow  # a real (tiny) run to resume
+def test_resume_commands_carry_on_in_the_runs_dir_with_its_config(synthetic, tmp_path):
+    """Every documented resume command, against a real run dir like the one the docs name."""
+    run_dir = tmp_path / "2026-11-27" / "10-31-07_model.channels=32"
+    first = run_cli([*synthetic.overrides(), *TINY_RUN, "trainer.max_epochs=1", "model.channels=32", f"hydra.run.dir={run_dir}"])
+    assert first.returncode == 0, first.stderr[-2000:]
     commands = of_kind("resume")
     assert len(commands) >= 3
-    for command in commands:
+    for number, command in enumerate(commands, 1):
         args = [a.replace("outputs/2026-11-27/", f"{tmp_path}/2026-11-27/") for a in arguments(command)]
-        result = run_cli([*args, f"paths.log_dir={tmp_path}", "--cfg", "all"])
+        result = run_cli([*args, f"paths.log_dir={tmp_path}"])
         assert result.returncode == 0, result.stderr[-2000:]
-        assert "  channels: 32\n" in result.stdout  # the run's own override
-        assert f"ckpt_path: {run_dir}/checkpoints/last.ckpt\n" in result.stdout
-        assert f"dir: {run_dir}\n" in result.stdout  # hydra.run.dir: the same run dir
+        assert f"Resuming {run_dir} from last.ckpt (step " in result.stderr  # the same run dir, its saved config
+        resumed = sorted((run_dir / ".hydra").glob("resumed-*/config.yaml"))
+        assert yaml.safe_load(resumed[-1].read_text())["model"]["channels"] == 32
+        assert json.loads((run_dir / "metrics.json").read_text())["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
+        assert list(tmp_path.glob("2026-*/*")) == [run_dir]  # no other run dir
 
 
 def test_summarize_commands_run_as_written(tmp_path, capsys):

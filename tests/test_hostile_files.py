@@ -52,9 +52,14 @@ def test_files_that_are_not_checkpoints_get_one_line(tmp_path, content, message)
         read_checkpoint(tmp_path)
 
 
-def test_a_model_config_may_only_name_allowed_models():
+def test_a_model_config_may_only_name_allowed_models(tmp_path):
     check_targets({"_target_": "mnist_exp.models.CNN", "channels": 8}, "x.ckpt")
-    check_targets({"_target_": "my.Model"}, "x.ckpt", allowed=["my.Model"])
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mine.yaml").write_text("_target_: my.Model\n")  # a user's model option on the search path
+    sources = [{"provider": "main", "schema": "file", "path": str(tmp_path)}]
+    check_targets({"_target_": "my.Model"}, "x.ckpt", config_sources=sources)
+    with pytest.raises(CheckpointError, match="names my.Model"):
+        check_targets({"_target_": "my.Model"}, "x.ckpt")
     for evil in ({"_target_": "os.makedirs", "name": "x"}, {"_target_": "mnist_exp.models.CNN", "act": {"_target_": "os.system"}}):
         with pytest.raises(CheckpointError, match=r"refused: its model config names os\.(makedirs|system)"):
             check_targets(evil, "x.ckpt")

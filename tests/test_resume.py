@@ -12,7 +12,6 @@ import torch
 import yaml
 
 from mnist_exp.checkpoints import read_checkpoint
-from mnist_exp.resume import resume_arguments
 from mnist_exp.rundirs import claim_dir, find_checkpoint
 from tests.helpers import (
     SyntheticData,
@@ -20,7 +19,6 @@ from tests.helpers import (
     load_events,
     run_cli,
     run_process,
-    stopped_run_dir,
     write_synthetic,
 )
 
@@ -88,9 +86,8 @@ def interrupt(reference: Reference, log_dir: Path, signal_name: str, step: int, 
 
 
 def resume(reference: Reference, log_dir: Path, ckpt_path: str) -> str:
-    # The stop callback was one of the run's overrides; the resumed run leaves it out.
-    result = run_cli([f"hydra.searchpath=[file://{reference.data.config_dir}]", f"paths.log_dir={log_dir}",
-                      f"ckpt_path={ckpt_path}", "~callbacks.stop"])
+    # The run's saved config is used as it was (the stop callback in it stays quiet in a resumed fit).
+    result = run_cli([f"paths.log_dir={log_dir}", f"ckpt_path={ckpt_path}"])
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout + result.stderr
 
@@ -106,8 +103,8 @@ def test_sigterm_mid_epoch_then_ckpt_path_last_matches_the_uninterrupted_run(ref
     resume(reference, log_dir, "last")
     assert [p.parent.parent for p in log_dir.glob("*/*/checkpoints/last.ckpt")] == [run_dir]  # the same run dir
     assert json.loads((run_dir / "metrics.json").read_text())["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
-    (resumed_config,) = (run_dir / ".hydra").glob("resumed-*/overrides.yaml")
-    assert "model.dropout=0.3" in yaml.safe_load(resumed_config.read_text())  # the run's own overrides
+    (resumed_config,) = (run_dir / ".hydra").glob("resumed-*/config.yaml")
+    assert yaml.safe_load(resumed_config.read_text())["model"]["dropout"] == 0.3  # the run's own config
     assert "ckpt_path: null" in (run_dir / ".hydra" / "config.yaml").read_text()  # the original config, kept
     assert_same_run(run_dir, reference.run_dir)
 
@@ -164,14 +161,28 @@ def test_ckpt_path_last_is_the_newest_last_ckpt_anywhere_under_outputs(tmp_path)
     assert find_checkpoint(str(older), tmp_path) == older.resolve()
 
 
-def test_resume_arguments_put_the_runs_own_overrides_first_and_continue_in_its_dir(tmp_path):
-    run_dir = stopped_run_dir(tmp_path, "10-31-07_model.channels=32,trainer.max_epochs=9",
-                              ["model.channels=32", "trainer.max_epochs=9"])
-    args = resume_arguments([f"paths.log_dir={tmp_path}", "ckpt_path=last", "trainer.max_epochs=12"])
-    assert args[:2] == ["model.channels=32", "trainer.max_epochs=9"]
-    assert args[2:5] == [f"paths.log_dir={tmp_path}", "trainer.max_epochs=12", f'ckpt_path="{run_dir}/checkpoints/last.ckpt"']
-    assert args[5] == f'hydra.run.dir="{run_dir}"' and args[6].startswith("hydra.output_subdir=.hydra/resumed-")
-    assert resume_arguments(["model.channels=8"]) == ["model.channels=8"]  # no ckpt_path: unchanged
+def test_a_run_in_a_dir_of_its_own_resumes_there_exactly_and_refuses_a_changed_config(reference, tmp_path):
+    """hydra.run.dir outside paths.log_dir (a cluster's /scratch/exp1): SIGTERM in the second epoch, then
+    ckpt_path=THAT_DIR/checkpoints/last.ckpt carries on there with the run's saved config, float for float.
+    A resume that would change the run is refused in one line naming the keys, before any dir is made."""
+    run_dir, log_dir = tmp_path / "scratch" / "exp1", tmp_path / "outputs"
+    stop = ["+callbacks.stop._target_=tests.callbacks.SignalAtStep", "+callbacks.stop.step=40"]
+    result = run_process([*reference.data.overrides(), *RUN, *stop, f"hydra.run.dir={run_dir}", f"paths.log_dir={log_dir}"])
+    assert result.returncode == 143, result.stderr[-3000:]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert read_checkpoint(last)["global_step"] == 40
+
+    refused = run_cli([f"paths.log_dir={log_dir}", f"ckpt_path={last}", "trainer.max_epochs=5", "data.batch_size=64"])
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"Error: ckpt_path={last} resumes its run as it was configured: trainer.max_epochs is 3 in the checkpoint's run "
+        "but 5 here; data.batch_size is 32 in the checkpoint's run but 64 here. Resume without these overrides, or start a new run")
+    assert not log_dir.exists() and not list((run_dir / ".hydra").glob("resumed-*"))
+
+    output = resume(reference, log_dir, str(last))  # today's defaults (5 epochs, batch 128) do not apply
+    assert f"Resuming {run_dir} from last.ckpt (step 40) with its saved config" in output
+    assert not log_dir.exists()  # no stray run dir
+    assert_same_run(run_dir, reference.run_dir)
 
 
 def test_two_runs_claiming_the_same_dir_name_get_different_dirs(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import random
 import warnings
 from functools import partial
@@ -15,10 +14,11 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from mnist_exp.data.transforms import BatchTransform
-from mnist_exp.errors import ConfigError, is_int, is_number, require
+from mnist_exp.errors import is_int, is_number, require
+from mnist_exp.models.shapes import MNIST_INPUT_SHAPE
+from mnist_exp.models.schedules import make_scheduler
 
 STAGES = ("train", "val", "test")
-MNIST_INPUT_SHAPE = [1, 28, 28]  # what a checkpoint written before input_shape was saved takes
 
 # Under DDP, Lightning asks for sync_dist=True on epoch-level values; ours come from torchmetrics'
 # compute(), which has already reduced them across processes.
@@ -189,17 +189,30 @@ class DigitClassifier(pl.LightningModule):
         optimizer = self.optimizer_factory(params=self.parameters())
         if not self.scheduler_config:
             return optimizer
-        config = dict(self.scheduler_config)
-        factory = config.pop("scheduler")
-        extra = {}
-        if "total_steps" in inspect.signature(factory.func).parameters and "total_steps" not in factory.keywords:
-            extra["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        steps = self.trainer.estimated_stepping_batches
+        return {"optimizer": optimizer, "lr_scheduler": make_scheduler(self.scheduler_config, optimizer, steps)}
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint) -> "DigitClassifier":
+        """The trained classifier from a checkpoint (a checkpoints.Checkpoint, read and checked once): its
+        network from the model config saved inside, every other argument from its saved hyperparameters."""
+        from hydra.utils import instantiate
+
+        from mnist_exp.errors import CheckpointError
+
+        hparams = dict(checkpoint.hparams)
         try:
-            scheduler = factory(optimizer, **extra)
-        except ZeroDivisionError:  # OneCycleLR with fewer steps than its warm-up needs
-            steps = extra.get("total_steps", "the configured")
-            raise ConfigError(
-                f"scheduler {factory.func.__name__} cannot be built for {steps} optimizer steps; "
-                "train for more steps (trainer.max_epochs, data.batch_size) or use scheduler=none"
-            ) from None
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, **config}}
+            net = instantiate(hparams["net_config"])
+        except Exception as error:  # noqa: BLE001  (any failure: the file's model config does not build)
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise CheckpointError(f"ckpt_path={checkpoint.path}: its model config does not build ({reason})") from None
+        try:
+            module = cls(net, optimizer=None, **hparams)
+        except TypeError as error:  # saved by another version of this class
+            raise CheckpointError(f"ckpt_path={checkpoint.path}: its saved hyperparameters do not fit {cls.__name__} ({error})") from None
+        try:
+            module.load_state_dict(checkpoint.contents["state_dict"])
+        except RuntimeError as error:
+            first = str(error).strip().splitlines()[0]
+            raise CheckpointError(f"ckpt_path={checkpoint.path}: weights do not fit the model config inside it ({first})") from None
+        return module.eval()

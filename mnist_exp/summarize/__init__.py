@@ -34,6 +34,9 @@ from pathlib import Path
 import yaml
 from hydra.experimental.callback import Callback
 
+from mnist_exp.errors import ConfigError, Escalated, FailedItemsError
+from mnist_exp.rundirs import write_atomically, write_text_atomically
+
 COLUMNS = ["job", "overrides", "status", "val_acc_best", "test_acc", "epochs", "wall_seconds", "run_dir"]
 RUN_COLUMNS = ["started", "run", "overrides", "status", "val_acc_best", "test_acc", "epochs", "wall_seconds"]
 METRIC = "val_acc_best"
@@ -71,6 +74,7 @@ def run_row(run_dir: Path, columns: list[str]) -> dict:
     row = {column: "" for column in columns}
     status, metrics = status_of(run_dir)
     row.update(overrides=",".join(overrides), status=status, **metrics)
+    row["_overrides"] = overrides  # the list itself: a value may hold a comma ([8,16])
     return row
 
 
@@ -146,7 +150,7 @@ def to_markdown(rows: list[dict], columns: list[str] = COLUMNS) -> str:
 
 def to_csv(rows: list[dict], columns: list[str] = COLUMNS) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
@@ -155,7 +159,11 @@ def to_csv(rows: list[dict], columns: list[str] = COLUMNS) -> str:
 def swept_parameters(rows: list[dict]) -> dict[str, list[str]]:
     """override key -> its value per row, for the keys whose value differs between jobs."""
     values: dict[str, list[str]] = {}
-    parsed = [dict(o.split("=", 1) for o in row["overrides"].split(",") if "=" in o) for row in rows]
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    parsed = [{o.key_or_group: o.get_value_element_as_str() for o in parser.parse_overrides(row["_overrides"])}
+              for row in rows]
     for key in sorted({k for p in parsed for k in p}):
         column = [p.get(key, "") for p in parsed]
         if len(set(column)) > 1:
@@ -187,7 +195,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_xlabel(key)
         ax.set_ylabel("val/acc_best")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
     plt.close(figure)
 
 
@@ -208,8 +216,8 @@ def print_table(rows: list[dict], title: str, columns: list[str] = COLUMNS) -> N
 def summarize(sweep_dir: str | Path) -> list[dict]:
     sweep_dir = Path(sweep_dir)
     rows = collect(sweep_dir)
-    (sweep_dir / "summary.csv").write_text(to_csv(rows))
-    (sweep_dir / "summary.md").write_text(to_markdown(rows))
+    write_text_atomically(sweep_dir / "summary.csv", to_csv(rows))
+    write_text_atomically(sweep_dir / "summary.md", to_markdown(rows))
     plot(rows, sweep_dir / "summary.png")
     print_table(rows, f"sweep {sweep_dir} ({len(rows)} jobs)")
     return rows
@@ -218,26 +226,22 @@ def summarize(sweep_dir: str | Path) -> list[dict]:
 def summarize_runs(root: str | Path, where: dict[str, str] | None = None, sort: str = METRIC) -> list[dict]:
     root = Path(root)
     rows = collect_runs(root, where, sort)
-    (root / "runs.csv").write_text(to_csv(rows, RUN_COLUMNS))
-    (root / "runs.md").write_text(to_markdown(rows, RUN_COLUMNS))
+    write_text_atomically(root / "runs.csv", to_csv(rows, RUN_COLUMNS))
+    write_text_atomically(root / "runs.md", to_markdown(rows, RUN_COLUMNS))
     filters = "".join(f", {k}={v}" for k, v in (where or {}).items())
     print_table(rows, f"runs under {root} ({len(rows)}{filters}; by {sort})", RUN_COLUMNS)
     return rows
 
 
 def summarize_study(storage: str, study_name: str, out_dir: Path | None) -> int:
-    from mnist_exp.errors import StudyError, exit_with
     from mnist_exp.study import STUDY_COLUMNS, masked, study_rows
 
-    try:
-        rows = study_rows(storage, study_name)
-    except StudyError as error:
-        exit_with(str(error))
+    rows = study_rows(storage, study_name)
     rows.sort(key=lambda r: (r["state"] != "complete", -(r["value"] or 0.0) if r["value"] != "" else 0.0, r["trial"]))
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "study.csv").write_text(to_csv(rows, STUDY_COLUMNS))
-        (out_dir / "study.md").write_text(to_markdown(rows, STUDY_COLUMNS))
+        write_text_atomically(out_dir / "study.csv", to_csv(rows, STUDY_COLUMNS))
+        write_text_atomically(out_dir / "study.md", to_markdown(rows, STUDY_COLUMNS))
     workers = len({r["worker"] for r in rows if r["worker"]})
     print_table(rows, f"study {study_name!r} in {masked(storage)} ({len(rows)} trials, {workers} workers)", STUDY_COLUMNS)
     return 0
@@ -250,48 +254,38 @@ class SweepSummary(Callback):
         rows = summarize(config.hydra.sweep.dir)
         failed = sum(row["status"].startswith("failed") for row in rows)
         if failed:
-            print(f"{failed} of {len(rows)} jobs failed (see the status column)", file=sys.stderr)
-            raise SystemExit(1)
+            raise Escalated(FailedItemsError(f"{failed} of {len(rows)} jobs failed (see the status column)"))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str], prog: str = "mnist-exp-summarize") -> int:
     import argparse
 
-    from mnist_exp.cli import COMMANDS
-    from mnist_exp.errors import exit_with
-
-
     class OneLineParser(argparse.ArgumentParser):
-        def error(self, message: str) -> None:  # one line, exit 1, like every other command (mnist_exp/cli.py)
-            exit_with(f"{message}; see {self.prog} --help")
+        def error(self, message: str) -> None:  # one line, like every other command (mnist_exp/cli.py)
+            raise ConfigError(f"{message}; see {self.prog} --help")
 
-    parser = OneLineParser(prog=COMMANDS["summarize"].invoked_as(), description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dir", type=Path, nargs="?", help="a sweep dir, or any dir holding runs (e.g. outputs/)")
     parser.add_argument("--sort", default=METRIC, help=f"column to order by (default {METRIC})")
     parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE", help="keep matching runs (repeatable)")
     parser.add_argument("--storage", metavar="URL", help="an Optuna study's database: summarize the whole study")
     parser.add_argument("--study", default="mnist-exp", help="the study's name, with --storage (default mnist-exp)")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
     if args.storage:
         return summarize_study(args.storage, args.study, args.dir)
     if args.dir is None:
         parser.error("give a DIR, or --storage URL for a whole Optuna study")
     if not args.dir.is_dir():
-        exit_with(f"{args.dir}: no such directory")
+        raise ConfigError(f"{args.dir}: no such directory")
     if any("=" not in w for w in args.where):
-        exit_with(f"--where takes KEY=VALUE, got {next(w for w in args.where if '=' not in w)}")
+        raise ConfigError(f"--where takes KEY=VALUE, got {next(w for w in args.where if '=' not in w)}")
     where = dict(w.split("=", 1) for w in args.where)
     if (args.dir / "multirun.yaml").is_file() and not where and args.sort == METRIC:
         rows = summarize(args.dir)
     else:
-        columns = RUN_COLUMNS
-        if args.sort not in columns:
-            exit_with(f"--sort {args.sort}: not a column; choose from {', '.join(columns)}")
+        if args.sort not in RUN_COLUMNS:
+            raise ConfigError(f"--sort {args.sort}: not a column; choose from {', '.join(RUN_COLUMNS)}")
         rows = summarize_runs(args.dir, where, args.sort)
     if not rows:
-        exit_with(f"{args.dir}: no runs (dirs with .hydra/overrides.yaml) found" + (" that match" if where else ""))
+        raise ConfigError(f"{args.dir}: no runs (dirs with .hydra/overrides.yaml) found" + (" that match" if where else ""))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,19 +7,17 @@ The exported model includes the checkpoint's own input transform: it takes float
 
 from __future__ import annotations
 
-import os
-import tempfile
+import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import hydra
 from omegaconf import DictConfig
 
-import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
-from mnist_exp import CONFIG_DIR, cli
-from mnist_exp.cli import check_required, one_line_errors
+from mnist_exp.config import command
+from mnist_exp.checks import check_required
 from mnist_exp.errors import ConfigError
+from mnist_exp.rundirs import write_atomically
 
 if TYPE_CHECKING:
     from torch import nn
@@ -31,25 +29,22 @@ def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 17,
     """Write the model; returns (the file, the [C, H, W] it takes, its number of classes)."""
     import torch
 
-    from mnist_exp.inference import RawImageClassifier, load_classifier
-    from mnist_exp.rundirs import find_checkpoint
+    from mnist_exp.checkpoints import resolve
+    from mnist_exp.inference import RawImageClassifier
+    from mnist_exp.models import DigitClassifier
 
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt} is not one of {', '.join(FORMATS)}")
-    ckpt_path = find_checkpoint(str(ckpt_path), Path(log_dir))  # `last`: the newest last.ckpt
-    module = load_classifier(ckpt_path)
+    checkpoint = resolve(str(ckpt_path), log_dir)
+    if ckpt_path == "last":
+        print(f"ckpt_path=last: {checkpoint.path}", file=sys.stderr)
+    target = Path(output) if output else checkpoint.path.with_suffix(FORMATS[fmt])
+    if not target.parent.is_dir():
+        raise ConfigError(f"output={target}: its dir does not exist")
+    module = DigitClassifier.from_checkpoint(checkpoint)
     input_shape = tuple(module.hparams.input_shape)
     model = RawImageClassifier(module.net.to(memory_format=torch.contiguous_format), module.transform).eval()
-    target = Path(output) if output else Path(ckpt_path).with_suffix(FORMATS[fmt])
-    descriptor, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(descriptor)
-    tmp = Path(name)  # unique: two exports at once never write into one temp file
-    try:
-        write_model(model, fmt, tmp, opset, input_shape)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, target)
+    write_atomically(target, lambda tmp: write_model(model, fmt, tmp, opset, input_shape))
     return target, input_shape, module.hparams.num_classes
 
 
@@ -70,14 +65,10 @@ def write_model(model: nn.Module, fmt: str, tmp: Path, opset: int, input_shape: 
             torch.jit.save(torch.jit.trace(model, example), str(tmp))
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
-@one_line_errors
+@command("export")
 def main(cfg: DictConfig) -> None:
-    check_required(cfg, "export")
+    check_required(cfg)
     target, (channels, height, width), classes = export(cfg.ckpt_path, cfg.format, cfg.output, cfg.opset, cfg.paths.log_dir)
     print(f"Wrote {target} ({cfg.format}): float32 images [N, {channels}, {height}, {width}], pixels 0..255 "
           f"-> probabilities [N, {classes}]")
 
-
-if __name__ == "__main__":
-    cli.export()  # the front door of mnist-exp-export, with its argument rewriting

@@ -19,15 +19,14 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-import hydra
 from omegaconf import DictConfig, ListConfig
 from rich.markup import escape
 
-import mnist_exp.config  # noqa: F401  (registers the resolvers the configs use)
-from mnist_exp import CONFIG_DIR, cli
-from mnist_exp.cli import check_required, one_line_errors
-from mnist_exp.errors import ConfigError
+from mnist_exp.config import command
+from mnist_exp.checks import check_required
+from mnist_exp.errors import ConfigError, FailedItemsError
 from mnist_exp.images import IMAGE_SUFFIXES, ImageError, load_digit, shown_path
+from mnist_exp.models.shapes import MNIST_INPUT_SHAPE
 
 
 def expand_inputs(inputs) -> list[Path]:
@@ -131,23 +130,34 @@ def progress_bar(total: int) -> Iterator[Callable[[int], None]]:
 
 
 def predict(cfg: DictConfig) -> int:
-    """Stream the results (stdout, and `output`); return how many files failed."""
-    from mnist_exp.inference import load_classifier
-    from mnist_exp.models.module import MNIST_INPUT_SHAPE
+    """Stream the results (stdout, and `output`); return how many files failed. Everything that needs
+    no model is checked before the model loads."""
+    from mnist_exp.checkpoints import resolve
     from mnist_exp.rundirs import find_checkpoint
 
+    check_required(cfg)
     if not isinstance(cfg.top_k, int) or cfg.top_k < 1:
         raise ConfigError(f"top_k must be an integer >= 1, got {cfg.top_k}")
     if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, got {cfg.batch_size}")
+    found = find_checkpoint(str(cfg.ckpt_path), Path(cfg.paths.log_dir))  # that it is there; read below
     files = expand_inputs(cfg.inputs)
     if not files:
         raise ConfigError(f"inputs={cfg.inputs}: no files found")
-    checkpoint = find_checkpoint(str(cfg.ckpt_path), Path(cfg.paths.log_dir))
-    module = load_classifier(checkpoint, map_location=cfg.device)
-    if module.hparams.input_shape != MNIST_INPUT_SHAPE:
-        raise ConfigError(f"ckpt_path={checkpoint}: its model takes {module.hparams.input_shape} images; predict makes "
+    if not any(path.exists() for path in files):
+        raise ConfigError(f"inputs={cfg.inputs}: no such file or dir")
+    if cfg.output and not writable_file(Path(cfg.output)):
+        raise ConfigError(f"output={cfg.output}: cannot be written")
+    checkpoint = resolve(str(found), cfg.paths.log_dir)
+    if cfg.ckpt_path == "last":
+        print(f"ckpt_path=last: {checkpoint.path}", file=sys.stderr)
+    input_shape = checkpoint.hparams.get("input_shape", MNIST_INPUT_SHAPE)
+    if input_shape != MNIST_INPUT_SHAPE:
+        raise ConfigError(f"ckpt_path={checkpoint.path}: its model takes {input_shape} images; predict makes "
                           "MNIST-style 1 x 28 x 28 digits from image files (export the model to feed it your own)")
+    from mnist_exp.models import DigitClassifier
+
+    module = DigitClassifier.from_checkpoint(checkpoint).to(cfg.device)
     shown, failed = [], 0
     with ExitStack() as stack:
         out = stack.enter_context(open(cfg.output, "w")) if cfg.output else None
@@ -166,16 +176,21 @@ def predict(cfg: DictConfig) -> int:
     sys.stdout.flush()
     print_table(shown, len(files))
     if failed:
-        print(f"{failed} of {len(files)} files could not be predicted", file=sys.stderr)
+        raise FailedItemsError(f"{failed} of {len(files)} files could not be predicted")
     return failed
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
-@one_line_errors
+def writable_file(path: Path) -> bool:
+    """Whether `path` can be written: an existing writable file, or a new one in a writable dir."""
+    if path.exists():
+        return path.is_file() and os.access(path, os.W_OK)
+    parent = path.parent if str(path.parent) else Path(".")
+    return parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+
+
+@command("predict")
 def main(cfg: DictConfig) -> None:
-    check_required(cfg, "predict")
-    if predict(cfg):
-        raise SystemExit(1)
+    predict(cfg)
 
 
 def translate_flags(argv: list[str]) -> list[str]:
@@ -191,6 +206,3 @@ def translate_flags(argv: list[str]) -> list[str]:
         i += 1
     return out
 
-
-if __name__ == "__main__":
-    cli.predict()  # the front door of mnist-exp-predict, with its argument rewriting

@@ -1,0 +1,168 @@
+"""One builder: a run's objects from its config, for training, evaluate and the pre-run check alike.
+
+`build_run(cfg)` instantiates the network, the optimizer and learning-rate schedule, the input
+transform, the data module, the LightningModule, the callbacks, the loggers and the Trainer, in
+that order: torch-only pieces first, so that a bad model or optimizer value is refused before
+Lightning is imported. Each class checks its own arguments; a constructor that refuses one gets
+the key named (`name_the_key`). `check=True` builds all of it, the schedule with the number of
+steps the config plans, without reading any data or making any dir.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from mnist_exp.errors import ConfigError, is_int
+
+CONFIG_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
+
+
+def leaf_keys(node: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of the values in a plain config tree (its `_target_`-like keys left out)."""
+    if not isinstance(node, dict):
+        return []
+    keys = []
+    for key, value in node.items():
+        if key in CONFIG_KEYS:
+            continue
+        keys += leaf_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"]
+    return keys
+
+
+def without(tree: dict, dotted: str) -> dict:
+    """A copy of the tree without one dotted key."""
+    copy = OmegaConf.create(tree)
+    parent, _, leaf = dotted.rpartition(".")
+    node = OmegaConf.select(copy, parent) if parent else copy
+    del node[leaf]
+    return OmegaConf.to_container(copy)
+
+
+def name_the_key(group: str, node: DictConfig, make: Callable[[dict], Any], given: set[str] = frozenset()) -> None:
+    """`make(node)` failed: raise a ConfigError that names the key whose value the class refused: the one key
+    whose removal (leaving the class's own default) makes the build succeed, else the one key of the group
+    that the command line set (`given`), else the group."""
+    from hydra.errors import InstantiationException
+
+    tree = OmegaConf.to_container(node, resolve=True)
+    try:
+        make(tree)
+    except ConfigError:
+        raise
+    except Exception as error:  # noqa: BLE001  (the class refused its arguments: find which one)
+        cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ else error
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        target = tree.get("_target_") or OmegaConf.select(node, "scheduler._target_") or group
+        for key in leaf_keys(tree):
+            try:
+                make(without(tree, key))
+            except Exception:  # noqa: BLE001  (not this key)
+                continue
+            value = OmegaConf.select(OmegaConf.create(tree), key)
+            raise ConfigError(f"{group}.{key}={value!r} is refused by {target}: {reason}") from None
+        set_here = [key for key in leaf_keys(tree) if f"{group}.{key}" in given]
+        if len(set_here) == 1:
+            value = OmegaConf.select(OmegaConf.create(tree), set_here[0])
+            raise ConfigError(f"{group}.{set_here[0]}={value!r} is refused by {target}: {reason}") from None
+        raise ConfigError(f"{group}: {target} cannot be built from this config: {reason}") from None
+
+
+def built(group: str, cfg: DictConfig, make: Callable[[dict], Any], given: set[str] = frozenset()) -> Any:
+    """make(the group's config as a plain tree), its refusal naming the key (`given`: the keys the command
+    line set)."""
+    node = OmegaConf.select(cfg, group)
+    tree = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    try:
+        return make(tree)
+    except ConfigError:
+        raise
+    except Exception:  # noqa: BLE001  (said again below, with the key)
+        name_the_key(group, node, make, given)
+        raise
+
+
+def planned_steps(cfg: DictConfig) -> int:
+    """Optimizer steps the config plans, from sizes alone (no data read): for the check's schedule."""
+    data, trainer = cfg.data, cfg.trainer
+    sizes = (data.get("train_size") or 60000, data.get("val_size") or 0, data.get("batch_size"), trainer.get("max_epochs"))
+    if not all(is_int(size) and size >= 0 for size in sizes) or sizes[2] == 0:
+        return 10**6  # sizes the data module or the trainer refuses in their own words, just after
+    batches = math.ceil(max(sizes[0] - sizes[1], 1) / sizes[2])
+    limit = trainer.get("limit_train_batches") or 1.0
+    batches = min(batches, int(limit)) if isinstance(limit, int) and limit > 1 else max(1, int(batches * float(limit)))
+    return max(1, trainer.max_epochs * math.ceil(batches / (trainer.get("accumulate_grad_batches") or 1)))
+
+
+@dataclass
+class Run:
+    """What a run is made of."""
+
+    net: Any
+    datamodule: Any
+    module: Any
+    callbacks: list
+    loggers: list
+    trainer: Any
+    precision: Any
+    precision_reason: str
+
+
+def optimizer_factory(tree: dict, net) -> Callable:
+    """The optimizer config as a factory of the parameters, tried once on the network's."""
+    factory = instantiate(tree)
+    factory(net.parameters())
+    return factory
+
+
+def scheduler_config(tree: dict, factory: Callable, net, steps: int) -> dict:
+    """The schedule's config (Lightning's lr_scheduler dict), tried once on an optimizer for `steps` steps."""
+    from mnist_exp.models.schedules import make_scheduler
+
+    config = instantiate(tree)
+    optimizer = factory(net.parameters())
+    scheduler = make_scheduler(config, optimizer, steps)["scheduler"]
+    optimizer.step()  # no gradients: nothing moves
+    for _ in range(2):  # some schedules (StepLR) check their arguments only when stepped
+        scheduler.step()
+    return config
+
+
+def trainer_from(tree: dict, callbacks: list, loggers: list):
+    from mnist_exp.hardware import resolve_precision
+
+    precision, _ = resolve_precision(tree.get("precision", "auto"), tree.get("accelerator", "auto"))
+    return instantiate({**tree, "precision": precision}, callbacks=callbacks, logger=loggers or False)
+
+
+def build_run(cfg: DictConfig, logger_options: Callable[[dict], dict] | None = None, given: set[str] = frozenset()) -> Run:
+    """Build every object of a training run from its config, nothing read and no dir made (see the
+    module's docstring). logger_options(a logger's config) -> extra arguments for it (a resumed run's
+    purge step); given: the keys the command line set (to name the one a class refuses)."""
+    from mnist_exp.hardware import resolve_precision
+
+    net = built("model", cfg, instantiate, given)
+    optimizer = built("optimizer", cfg, lambda tree: optimizer_factory(tree, net), given)
+    scheduler = None
+    if cfg.get("scheduler"):
+        steps = planned_steps(cfg)
+        scheduler = built("scheduler", cfg, lambda tree: scheduler_config(tree, optimizer, net, steps), given)
+    transforms = built("transforms", cfg, instantiate, given)
+    datamodule = built("data", cfg, instantiate, given)
+    module = built("module", cfg, lambda tree: instantiate(tree)(
+        net=net, optimizer=optimizer, scheduler=scheduler, transforms=transforms,
+        net_config=OmegaConf.to_container(cfg.model, resolve=True),
+        input_shape=[cfg.data.channels, cfg.data.image_size, cfg.data.image_size],
+    ), given)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    options = logger_options or (lambda _: {})
+    loggers = [instantiate(c, **options(c)) for c in (cfg.get("logger") or {}).values() if c]
+    trainer = built("trainer", cfg, lambda tree: trainer_from(tree, callbacks, loggers), given)
+    precision, why = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    return Run(net, datamodule, module, callbacks, loggers, trainer, precision, why)
