@@ -50,23 +50,30 @@ def torchvision_mnist(data_dir: Path, workdir: Path):
     for name in FILES:
         (raw / name).symlink_to(data_dir / name)
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
-    return (datasets.MNIST(workdir, train=True, transform=transform), datasets.MNIST(workdir, train=False, transform=transform))
+    return (
+        datasets.MNIST(workdir, train=True, transform=transform),
+        datasets.MNIST(workdir, train=False, transform=transform),
+    )
 
 
 def tutorial_batches(train_set, batch_size):
     loader = torch.utils.data.DataLoader(train_set, batch_size=batch_size, shuffle=True)
+
     def epoch():
         yield from loader
+
     return epoch
 
 
 def inmemory_batches(train_set, batch_size):
     images = train_set.data  # uint8 [N, 28, 28]
     labels = train_set.targets
+
     def epoch():
         for index in torch.randperm(len(labels)).split(batch_size):
             x = images[index].unsqueeze(1).float().div_(255).sub_(0.5).div_(0.5)
             yield x, labels[index]
+
     return epoch
 
 
@@ -74,7 +81,10 @@ def test_accuracy(model, test_set) -> float:
     model.eval()
     x = test_set.data.unsqueeze(1).float().div(255).sub(0.5).div(0.5)
     with torch.no_grad():
-        correct = sum((model(xb).argmax(1) == yb).sum().item() for xb, yb in zip(x.split(1000), test_set.targets.split(1000)))
+        correct = sum(
+            (model(xb).argmax(1) == yb).sum().item()
+            for xb, yb in zip(x.split(1000), test_set.targets.split(1000), strict=True)
+        )
     model.train()
     return correct / len(test_set)
 
@@ -106,7 +116,14 @@ def main() -> None:
                 optimizer.step()
             seconds = time.perf_counter() - started
             accuracy = test_accuracy(model, test_set)
-            epochs.append({"epoch": epoch + 1, "train_seconds": seconds, "images_per_second": len(train_set) / seconds, "test_acc": accuracy})
+            epochs.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_seconds": seconds,
+                    "images_per_second": len(train_set) / seconds,
+                    "test_acc": accuracy,
+                }
+            )
             print(json.dumps(epochs[-1]), flush=True)
             if args.until is not None and accuracy >= args.until:
                 break

@@ -14,7 +14,8 @@ Table 1, one training epoch of the tutorial CNN (Adam 1e-3, batch 64), repeated 
 in the order a, b, c, a, b, c, ...; medians:
   a  the tutorial's loop (per-item torchvision DataLoader, plain PyTorch)   bench/loops.py tutorial
   b  a raw in-memory PyTorch loop of the same model                          bench/loops.py inmemory
-  c  the project through its own entry point, in fp32 like a and b          python -m mnist_exp experiment=tutorial trainer.precision=32-true
+  c  the project through its own entry point, in fp32 like a and b
+     (python -m mnist_exp experiment=tutorial trainer.precision=32-true)
   c0 the same with the NCHW memory layout that a and b use                   ... module.channels_last=false
 Images/s count training batches only (each variant times its own training loop); s/epoch is
 60,000 / images/s; peak RSS is the whole process's. Table 2: wall time from process start to
@@ -50,7 +51,9 @@ print(json.dumps({**describe(device), "auto_precision": resolve_precision("auto"
 
 def hardware_line() -> str:
     """The hardware as the measured processes see it (in the same environment)."""
-    info = json.loads(subprocess.run([PYTHON, "-c", HARDWARE], cwd=ROOT, env=ENV, capture_output=True, text=True, check=True).stdout)
+    info = json.loads(
+        subprocess.run([PYTHON, "-c", HARDWARE], cwd=ROOT, env=ENV, capture_output=True, text=True, check=True).stdout
+    )
     caps = ", ".join(f"{k}={v}" for k, v in info.get("isa_caps", {}).items())
     kind = "native bf16 (AMX/AVX512-BF16)" if info["native_bf16_cpu"] and not caps else "no native bf16"
     line = f"CPU {info['cpu']}, torch CPU capability {info['cpu_capability']} ({kind}), {info['cpu_threads']} threads"
@@ -92,67 +95,103 @@ def loop_variant(loop: str, workdir: Path, *extra: str) -> dict:
     out = workdir / f"{loop}-{time.monotonic_ns()}.json"
     result = run_measured([PYTHON, "bench/loops.py", loop, "--out", str(out), *extra])
     epochs = json.loads(out.read_text())["epochs"]
-    return {**result, "images_per_second": epochs[0]["images_per_second"], "test_acc": epochs[-1]["test_acc"], "epochs": len(epochs)}
+    return {
+        **result,
+        "images_per_second": epochs[0]["images_per_second"],
+        "test_acc": epochs[-1]["test_acc"],
+        "epochs": len(epochs),
+    }
 
 
 def project_variant(workdir: Path, *overrides: str) -> dict:
     run_dir = workdir / f"run-{time.monotonic_ns()}"
     result = run_measured([PYTHON, "-m", "mnist_exp", *overrides, f"hydra.run.dir={run_dir}"])
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    return {**result, "images_per_second": metrics.get("train_images_per_second", float("nan")), "test_acc": metrics["test/acc"],
-            "epochs": metrics["epochs"], "precision": metrics.get("precision", "?")}
+    return {
+        **result,
+        "images_per_second": metrics.get("train_images_per_second", float("nan")),
+        "test_acc": metrics["test/acc"],
+        "epochs": metrics["epochs"],
+        "precision": metrics.get("precision", "?"),
+    }
 
 
 def median(rows: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in rows)
 
 
+def md_row(*cells) -> str:
+    return "| " + " | ".join(map(str, cells)) + " |"
+
+
 def throughput_table(reps: int, workdir: Path) -> str:
     variants = {
         "a. tutorial loop (torchvision DataLoader)": lambda: loop_variant("tutorial", workdir),
         "b. raw in-memory PyTorch loop": lambda: loop_variant("inmemory", workdir),
-        "c. mnist-exp (`python -m mnist_exp experiment=tutorial trainer.max_epochs=1 trainer.precision=32-true`)": lambda: project_variant(
+        "c. mnist-exp (`python -m mnist_exp experiment=tutorial trainer.max_epochs=1 "
+        "trainer.precision=32-true`)": lambda: project_variant(
             workdir, "experiment=tutorial", "trainer.max_epochs=1", "trainer.precision=32-true"
         ),
         "c0. c in the NCHW layout of a and b (`module.channels_last=false`)": lambda: project_variant(
-            workdir, "experiment=tutorial", "trainer.max_epochs=1", "trainer.precision=32-true", "module.channels_last=false"
+            workdir,
+            "experiment=tutorial",
+            "trainer.max_epochs=1",
+            "trainer.precision=32-true",
+            "module.channels_last=false",
         ),
     }
     results: dict[str, list[dict]] = {name: [] for name in variants}
     for rep in range(reps):
         for name, run in variants.items():
             results[name].append(run())
-            print(f"  rep {rep + 1}/{reps} {name[:2]} {results[name][-1]['images_per_second']:.0f} images/s", file=sys.stderr)
+            print(
+                f"  rep {rep + 1}/{reps} {name[:2]} {results[name][-1]['images_per_second']:.0f} images/s",
+                file=sys.stderr,
+            )
     lines = [
         f"| variant | images/s (median of {reps}) | s/epoch (60k) | test acc after 1 epoch | peak RSS | process wall |",
         "|---|---|---|---|---|---|",
     ]
     for name, rows in results.items():
         rate = median(rows, "images_per_second")
+        accuracy, rss, wall = median(rows, "test_acc"), median(rows, "rss_mb"), median(rows, "wall")
         lines.append(
-            f"| {name} | {rate:,.0f} | {60000 / rate:.1f} | {median(rows, 'test_acc'):.2%} | {median(rows, 'rss_mb'):,.0f} MB | {median(rows, 'wall'):.1f} s |"
+            md_row(name, f"{rate:,.0f}", f"{60000 / rate:.1f}", f"{accuracy:.2%}", f"{rss:,.0f} MB", f"{wall:.1f} s")
         )
     a, b, c, c0 = (median(rows, "images_per_second") for rows in results.values())
     per_rep = ", ".join(
-        f"{rc['images_per_second'] / rb['images_per_second']:.2f}" for rb, rc in zip(*list(results.values())[1:3])
+        f"{rc['images_per_second'] / rb['images_per_second']:.2f}"
+        for rb, rc in zip(*list(results.values())[1:3], strict=True)
     )
     lines += ["", f"c/a = {c / a:.2f}, c/b = {c / b:.2f} (medians; c/b per rep: {per_rep}); c0/b = {c0 / b:.2f}"]
     return "\n".join(lines)
 
 
 def time_to_99_table(seeds: list[int], max_tutorial_epochs: int, workdir: Path) -> str:
-    lines = ["| recipe | seed | precision | wall, process start to exit | epochs | test acc | reached 99.0% |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| recipe | seed | precision | wall, process start to exit | epochs | test acc | reached 99.0% |",
+        "|---|---|---|---|---|---|---|",
+    ]
     fast_walls = []
     for seed in seeds:
         row = project_variant(workdir, "experiment=fast", f"seed={seed}")
         fast_walls.append(row["wall"])
-        lines.append(f"| `experiment=fast` | {seed} | {row['precision']} (auto) | {row['wall']:.1f} s | {row['epochs']} | {row['test_acc']:.2%} | {'yes' if row['test_acc'] >= 0.99 else 'no'} |")
+        reached = "yes" if row["test_acc"] >= 0.99 else "no"
+        cells = (f"{row['precision']} (auto)", f"{row['wall']:.1f} s", row["epochs"], f"{row['test_acc']:.2%}", reached)
+        lines.append(md_row("`experiment=fast`", seed, *cells))
         print(f"  fast seed {seed}: {row['wall']:.1f} s, {row['test_acc']:.4f}", file=sys.stderr)
     row = loop_variant("tutorial", workdir, "--epochs", str(max_tutorial_epochs), "--until", "0.99")
     reached = row["test_acc"] >= 0.99
-    lines.append(f"| tutorial loop until 99% | 0 | 32-true | {row['wall']:.1f} s | {row['epochs']} | {row['test_acc']:.2%} | {'yes' if reached else f'no (stopped at {max_tutorial_epochs} epochs)'} |")
+    verdict = "yes" if reached else f"no (stopped at {max_tutorial_epochs} epochs)"
+    cells = (f"{row['wall']:.1f} s", row["epochs"], f"{row['test_acc']:.2%}", verdict)
+    lines.append(md_row("tutorial loop until 99%", 0, "32-true", *cells))
     fast = statistics.median(fast_walls)
-    lines += ["", f"median `experiment=fast` wall: {fast:.1f} s; tutorial loop {'to 99%' if reached else 'without reaching 99%'}: {row['wall']:.1f} s ({row['wall'] / fast:.1f}x)"]
+    lines += [
+        "",
+        f"median `experiment=fast` wall: {fast:.1f} s; "
+        f"tutorial loop {'to 99%' if reached else 'without reaching 99%'}: "
+        f"{row['wall']:.1f} s ({row['wall'] / fast:.1f}x)",
+    ]
     return "\n".join(lines)
 
 
@@ -178,8 +217,15 @@ def precision_table(reps: int, workdir: Path) -> str:
     results = {p: [] for p in precisions}
     for _ in range(reps):
         for precision in precisions:
-            results[precision].append(project_variant(
-                workdir, "experiment=fast", "trainer.max_epochs=1", "trainer.limit_train_batches=0.25", f"trainer.precision={precision}"))
+            results[precision].append(
+                project_variant(
+                    workdir,
+                    "experiment=fast",
+                    "trainer.max_epochs=1",
+                    "trainer.limit_train_batches=0.25",
+                    f"trainer.precision={precision}",
+                )
+            )
     lines = [f"| `experiment=fast`, a quarter epoch | images/s (median of {reps}) |", "|---|---|"]
     lines += [f"| trainer.precision={p} | {median(rows, 'images_per_second'):,.0f} |" for p, rows in results.items()]
     ratio = median(results["bf16-mixed"], "images_per_second") / median(results["32-true"], "images_per_second")
@@ -204,13 +250,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mnist-exp-bench-") as tmp:
         workdir = Path(tmp)
         if args.only in (None, "throughput"):
-            sections.append("### Throughput: one epoch, same model, optimizer and batch size\n\n" + hardware + "\n\n" + throughput_table(args.reps, workdir))
+            sections.append(
+                "### Throughput: one epoch, same model, optimizer and batch size\n\n"
+                + hardware
+                + "\n\n"
+                + throughput_table(args.reps, workdir)
+            )
         if args.only in (None, "time-to-99"):
-            sections.append("### Time to 99% test accuracy\n\n" + hardware + "\n\n" + time_to_99_table(args.seeds, args.max_tutorial_epochs, workdir))
+            sections.append(
+                "### Time to 99% test accuracy\n\n"
+                + hardware
+                + "\n\n"
+                + time_to_99_table(args.seeds, args.max_tutorial_epochs, workdir)
+            )
         if args.only == "precision":
-            sections.append("### Precision: fp32 against bf16 autocast\n\n" + hardware + "\n\n" + precision_table(args.reps, workdir))
+            sections.append(
+                "### Precision: fp32 against bf16 autocast\n\n"
+                + hardware
+                + "\n\n"
+                + precision_table(args.reps, workdir)
+            )
         if args.only == "settings":
-            sections.append("### Threads and loader workers\n\n" + hardware + "\n\n" + settings_table(args.reps, workdir))
+            sections.append(
+                "### Threads and loader workers\n\n" + hardware + "\n\n" + settings_table(args.reps, workdir)
+            )
     report = f"{header}\n\n" + "\n\n".join(sections) + "\n"
     results_dir = ROOT / "outputs" / "bench"
     results_dir.mkdir(parents=True, exist_ok=True)

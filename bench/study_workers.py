@@ -25,24 +25,47 @@ sys.path.insert(0, str(ROOT))
 from bench.run import hardware_line  # noqa: E402
 from tests.postgres import postgres_server  # noqa: E402
 
-TRIAL = ["hparams_search=optuna", "trainer.max_epochs=1", "trainer.limit_train_batches=0.2", "model.channels=16",
-         "data.batch_size=128", "trainer=cpu"]
+TRIAL = [
+    "hparams_search=optuna",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=0.2",
+    "model.channels=16",
+    "data.batch_size=128",
+    "trainer=cpu",
+]
 
 
-def run_workers(server, study: str, workers: int, trials_each: int, out: Path, threads: int | None) -> tuple[float, list[str]]:
+def run_workers(
+    server, study: str, workers: int, trials_each: int, out: Path, threads: int | None
+) -> tuple[float, list[str]]:
     extra = [f"torch_threads={threads}"] if threads else []
     env = {**os.environ, "PGPASSWORD": server.password}
     started = time.perf_counter()
     processes = [
-        subprocess.Popen([sys.executable, "-m", "mnist_exp", *TRIAL, *extra, f"hydra.sweeper.n_trials={trials_each}",
-                          f"hydra.sweeper.study_name={study}", f"hydra.sweeper.storage={server.url()}",
-                          f"seed={worker}", f"hydra.sweep.dir={out / study / f'worker{worker}'}"],
-                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mnist_exp",
+                *TRIAL,
+                *extra,
+                f"hydra.sweeper.n_trials={trials_each}",
+                f"hydra.sweeper.study_name={study}",
+                f"hydra.sweeper.storage={server.url()}",
+                f"seed={worker}",
+                f"hydra.sweep.dir={out / study / f'worker{worker}'}",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for worker in range(workers)
     ]
     logs = [p.communicate()[0] for p in processes]
     wall = time.perf_counter() - started
-    for p, log in zip(processes, logs):
+    for p, log in zip(processes, logs, strict=False):
         if p.returncode != 0:
             sys.exit(f"a worker failed:\n{log[-3000:]}")
     return wall, logs

@@ -11,8 +11,9 @@ steps the config plans, without reading any data or making any dir.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -91,7 +92,12 @@ def built(group: str, cfg: DictConfig, make: Callable[[dict], Any], given: set[s
 def planned_steps(cfg: DictConfig) -> int:
     """Optimizer steps the config plans, from sizes alone (no data read): for the check's schedule."""
     data, trainer = cfg.data, cfg.trainer
-    sizes = (data.get("train_size") or 60000, data.get("val_size") or 0, data.get("batch_size"), trainer.get("max_epochs"))
+    sizes = (
+        data.get("train_size") or 60000,
+        data.get("val_size") or 0,
+        data.get("batch_size"),
+        trainer.get("max_epochs"),
+    )
     if not all(is_int(size) and size >= 0 for size in sizes) or sizes[2] == 0:
         return 10**6  # sizes the data module or the trainer refuses in their own words, just after
     batches = math.ceil(max(sizes[0] - sizes[1], 1) / sizes[2])
@@ -141,25 +147,40 @@ def trainer_from(tree: dict, callbacks: list, loggers: list):
     return instantiate({**tree, "precision": precision}, callbacks=callbacks, logger=loggers or False)
 
 
-def build_run(cfg: DictConfig, logger_options: Callable[[dict], dict] | None = None, given: set[str] = frozenset()) -> Run:
+def build_run(
+    cfg: DictConfig,
+    logger_options: Callable[[dict], dict] | None = None,
+    given: set[str] = frozenset(),
+    sweep_base: bool = False,
+) -> Run:
     """Build every object of a training run from its config, nothing read and no dir made (see the
     module's docstring). logger_options(a logger's config) -> extra arguments for it (a resumed run's
-    purge step); given: the keys the command line set (to name the one a class refuses)."""
+    purge step); given: the keys the command line set (to name the one a class refuses); sweep_base: the
+    config is a sweep's base, whose sizes the jobs vary: the schedule is tried for a long run (each job
+    tries its own length when it starts)."""
     from mnist_exp.hardware import resolve_precision
 
     net = built("model", cfg, instantiate, given)
     optimizer = built("optimizer", cfg, lambda tree: optimizer_factory(tree, net), given)
     scheduler = None
     if cfg.get("scheduler"):
-        steps = planned_steps(cfg)
+        steps = 10**6 if sweep_base else planned_steps(cfg)
         scheduler = built("scheduler", cfg, lambda tree: scheduler_config(tree, optimizer, net, steps), given)
     transforms = built("transforms", cfg, instantiate, given)
     datamodule = built("data", cfg, instantiate, given)
-    module = built("module", cfg, lambda tree: instantiate(tree)(
-        net=net, optimizer=optimizer, scheduler=scheduler, transforms=transforms,
-        net_config=OmegaConf.to_container(cfg.model, resolve=True),
-        input_shape=[cfg.data.channels, cfg.data.image_size, cfg.data.image_size],
-    ), given)
+    module = built(
+        "module",
+        cfg,
+        lambda tree: instantiate(tree)(
+            net=net,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            transforms=transforms,
+            net_config=OmegaConf.to_container(cfg.model, resolve=True),
+            input_shape=[cfg.data.channels, cfg.data.image_size, cfg.data.image_size],
+        ),
+        given,
+    )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     options = logger_options or (lambda _: {})
     loggers = [instantiate(c, **options(c)) for c in (cfg.get("logger") or {}).values() if c]

@@ -165,8 +165,12 @@ class CheckpointOnInterrupt(pl.Callback):
         if not self.active or self.signal_name == "SIGINT":  # not fitting, or pressed twice: stop now
             raise KeyboardInterrupt
         self.signal_name = "SIGINT"
-        print("\nCtrl+C: stopping after this batch and saving a checkpoint (press Ctrl+C again to stop at once, without one)",
-              file=sys.stderr, flush=True)
+        print(
+            "\nCtrl+C: stopping after this batch and saving a checkpoint "
+            "(press Ctrl+C again to stop at once, without one)",
+            file=sys.stderr,
+            flush=True,
+        )
         signal.raise_signal(signal.SIGTERM)  # Lightning's handler: stop cleanly after the current batch
 
     def on_fit_end(self, trainer, pl_module) -> None:
@@ -187,7 +191,9 @@ class CheckpointOnInterrupt(pl.Callback):
             trainer.save_checkpoint(temporary)  # all ranks take part; rank 0 writes
             if trainer.is_global_zero:
                 os.replace(temporary, self.path)  # a kill while saving never leaves half a last.ckpt
-            message = f"saved {self.path} (epoch {trainer.current_epoch}, batch {done} of {trainer.num_training_batches})"
+            message = (
+                f"saved {self.path} (epoch {trainer.current_epoch}, batch {done} of {trainer.num_training_batches})"
+            )
         elif self.path.exists():
             message = f"kept {self.path}, saved at the end of the last finished epoch"
         else:
@@ -205,7 +211,12 @@ class StopOnNonFiniteLoss(pl.Callback):
     """
 
     def __init__(self, last_checkpoint: str | None = None, every_n_steps: int = 1):
-        require(is_int(every_n_steps) and every_n_steps >= 1, "callbacks.nan_guard.every_n_steps", "an integer >= 1", every_n_steps)
+        require(
+            is_int(every_n_steps) and every_n_steps >= 1,
+            "callbacks.nan_guard.every_n_steps",
+            "an integer >= 1",
+            every_n_steps,
+        )
         self.last_checkpoint = Path(last_checkpoint) if last_checkpoint else None
         self.every_n_steps = every_n_steps
         self._bad = None

@@ -15,11 +15,13 @@ config dir adds theirs); anything else is refused with one line naming the targe
 
 from __future__ import annotations
 
+import copy
 import functools
 import pickle
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from mnist_exp.errors import CheckpointError
 from mnist_exp.rundirs import find_checkpoint
@@ -89,7 +91,7 @@ def read_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"ckpt_path={path}: no such file")
     stat = path.stat()
     try:
-        checkpoint = _load(path, stat.st_mtime_ns, stat.st_size)
+        checkpoint = copy.deepcopy(_load(path, stat.st_mtime_ns, stat.st_size))  # callers may change their copy
     except pickle.UnpicklingError:
         try:
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -32,11 +33,16 @@ MISSING = "???"
 
 
 def shown(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
+    return (
+        repr(value)
+        if isinstance(value, str)
+        else str(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
+    )
 
 
 def missing_keys(config: DictConfig) -> list[str]:
     """The `???` keys of a config (Hydra's own node left out), without resolving any interpolation."""
+
     def walk(node: Any, prefix: str) -> list[str]:
         if node == MISSING:
             return [prefix.rstrip(".")]
@@ -56,8 +62,9 @@ def check_required(config: DictConfig) -> None:
         raise MissingKeysError(missing)
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Raise ConfigError for the first value that cannot work (see the module's docstring)."""
+def check_config(cfg: DictConfig, sweep_base: bool = False) -> None:
+    """Raise ConfigError for the first value that cannot work (see the module's docstring); sweep_base: the
+    config is a sweep's base config, whose jobs set other values."""
     check_required(cfg)
     for key, (test, allowed) in TRAIN_RULES.items():
         try:
@@ -71,13 +78,15 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"ckpt_path must be null, last, or a checkpoint file, got {shown(ckpt_path)}")
     log_dir = OmegaConf.select(cfg, "paths.log_dir")
     if log_dir is not None and not writable(Path(log_dir)):
-        raise ConfigError(f"paths.log_dir={log_dir} cannot be written to; choose a dir you can write (paths.log_dir=...)")
+        raise ConfigError(
+            f"paths.log_dir={log_dir} cannot be written to; choose a dir you can write (paths.log_dir=...)"
+        )
     check_accelerator(OmegaConf.select(cfg, "trainer.accelerator"))
     if OmegaConf.select(cfg, "module") is not None:  # a training config
         from mnist_exp.build import build_run
 
         with quiet_lightning():
-            build_run(with_run_dir_placeholder(cfg), given=keys_given(cfg))
+            build_run(with_run_dir_placeholder(cfg), given=keys_given(cfg), sweep_base=sweep_base)
 
 
 def keys_given(cfg: DictConfig) -> set[str]:
@@ -101,7 +110,7 @@ def quiet_lightning() -> Iterator[None]:
     try:
         yield
     finally:
-        for logger, level in zip(quiet, levels):
+        for logger, level in zip(quiet, levels, strict=False):
             logger.setLevel(level)
 
 
@@ -120,7 +129,10 @@ def check_accelerator(accelerator: Any) -> None:
         import torch
 
         if not torch.cuda.is_available():
-            raise ConfigError(f"trainer.accelerator={accelerator}, but torch sees no CUDA GPU here; use trainer=cpu (or trainer.accelerator=auto)")
+            raise ConfigError(
+                f"trainer.accelerator={accelerator}, but torch sees no CUDA GPU here; "
+                "use trainer=cpu (or trainer.accelerator=auto)"
+            )
     elif accelerator == "mps":
         import torch
 
@@ -146,4 +158,4 @@ class ConfigCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         with escalated():
-            check_config(config)
+            check_config(config, sweep_base=True)

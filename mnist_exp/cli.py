@@ -65,7 +65,8 @@ def required_line(missing: list[str], command: Command) -> str:
     missing = sorted(missing, key=lambda key: (order.index(key) if key in order else len(order), key))
     keys = " and ".join(missing)
     values = "; ".join(REQUIRED.get(key, f"{key}=VALUE") for key in missing)
-    return f"{keys} {'is' if len(missing) == 1 else 'are'} required: {values}; e.g. {command.invoked_as()} {command.example}"
+    verb = "is" if len(missing) == 1 else "are"
+    return f"{keys} {verb} required: {values}; e.g. {command.invoked_as()} {command.example}"
 
 
 def compose(config_name: str, overrides: list[str]):
@@ -89,17 +90,19 @@ def composition_line(error: Exception, args: list[str], command: Command) -> str
     attributes and from composing again with Hydra's API (never from its message text)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import MissingConfigException, OverrideParseException
-    from omegaconf import OmegaConf
 
     if isinstance(error, OverrideParseException):
         if "=" not in error.override:
-            return f"{error.override}: not an override; write KEY=VALUE (e.g. {command.example.split()[0]}); see {OVERRIDE_GRAMMAR}"
+            example = command.example.split()[0]
+            return f"{error.override}: not an override; write KEY=VALUE (e.g. {example}); see {OVERRIDE_GRAMMAR}"
         return f"{error.override}: cannot be parsed; quote values with spaces or commas, see {OVERRIDE_GRAMMAR}"
     if isinstance(error, MissingConfigException) and error.missing_cfg_file and "/" in error.missing_cfg_file:
         group, _, option = error.missing_cfg_file.rpartition("/")
         if error.options:
             return f"{group}={option}: no such {group} option; available: {', '.join(error.options)}"
-        return f"{group}: no such config group in {command.invoked_as()}; its keys are in: {command.invoked_as()} --help"
+        return (
+            f"{group}: no such config group in {command.invoked_as()}; its keys are in: {command.invoked_as()} --help"
+        )
     overrides = OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
     fine: list[str] = []
     for override in overrides:  # the first override that does not compose is the one to name
@@ -128,7 +131,8 @@ def override_line(override, others: list[str], command: Command) -> str:
     if match:
         return f"{key}: no such config key; did you mean {f'{parent}.{match[0]}' if parent else match[0]}?"
     if parent == "trainer":  # any pytorch_lightning.Trainer argument is welcome, listed or not
-        return f"{key}: no such config key; a Trainer argument that conf/trainer does not list takes a leading +: +{key}=..."
+        listed_or_not = "a Trainer argument that conf/trainer does not list takes a leading +"
+        return f"{key}: no such config key; {listed_or_not}: +{key}=..."
     siblings = [k for k in siblings if not k.startswith("_")]
     listed = f"; {parent or 'the config'} has: {', '.join(siblings[:15])}" if siblings else ""
     return f"{key}: no such config key{listed}"
@@ -163,7 +167,11 @@ def run(name: str, main: Callable[[], object]) -> None:
     except MissingMandatoryValue as error:
         fail(required_line([str(error.full_key or error.key)], command))
     except Escalated as escalated:
-        fail(required_line(escalated.error.keys, command) if isinstance(escalated.error, MissingKeysError) else str(escalated.error))
+        fail(
+            required_line(escalated.error.keys, command)
+            if isinstance(escalated.error, MissingKeysError)
+            else str(escalated.error)
+        )
     except MissingKeysError as error:
         fail(required_line(error.keys, command))
     except Exception as error:
@@ -176,6 +184,7 @@ def run(name: str, main: Callable[[], object]) -> None:
 def quote_ckpt_path(args: list[str]) -> list[str]:
     """`ckpt_path=PATH` with PATH in quotes, so that a run dir's path (its name holds the overrides, with
     '=' and ',') can be pasted as it is: Hydra's grammar reads those characters as syntax."""
+
     def quote(arg: str) -> str:
         key, _, value = arg.partition("=")
         if key != "ckpt_path" or not value or value[0] in "'\"":

@@ -4,7 +4,8 @@ before Hydra composes anything) and the `command` decorator that makes a functio
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from omegaconf import OmegaConf
 

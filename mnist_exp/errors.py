@@ -3,8 +3,8 @@ command on one as a single `Error: ...` line and exit status 1. Anything else ke
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 class ConfigError(ValueError):
@@ -41,7 +41,14 @@ class FailedItemsError(RuntimeError):
 
 
 # What a command reports as one `Error:` line (mnist_exp/cli.py); anything else keeps its traceback.
-EXPECTED_ERRORS = (ConfigError, StudyError, CheckpointError, DatasetUnavailableError, NonFiniteLossError, FailedItemsError)
+EXPECTED_ERRORS = (
+    ConfigError,
+    StudyError,
+    CheckpointError,
+    DatasetUnavailableError,
+    NonFiniteLossError,
+    FailedItemsError,
+)
 
 
 def is_int(value) -> bool:

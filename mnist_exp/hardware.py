@@ -16,13 +16,23 @@ from __future__ import annotations
 
 import os
 import platform
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 NATIVE_BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 # oneDNN's ISA names (ONEDNN_MAX_CPU_ISA) from which on bf16 instructions are allowed.
 ONEDNN_ISAS_WITH_BF16 = (
-    "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
-    "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2", "ALL", "DEFAULT",
+    "AVX512_CORE_BF16",
+    "AVX512_CORE_FP16",
+    "AVX512_CORE_AMX",
+    "AVX512_CORE_AMX_FP16",
+    "AVX10_1_512",
+    "AVX10_1_512_AMX",
+    "AVX10_1_512_AMX_FP16",
+    "AVX10_2_512",
+    "AVX10_2_512_AMX_2",
+    "ALL",
+    "DEFAULT",
 )
 
 
@@ -42,9 +52,16 @@ def choose_precision(
         return "32-true", f"no mixed precision is set up for {device_type} devices"
     units = [flag for flag in NATIVE_BF16_CPU_FLAGS if (cpu_flags or {}).get(flag)]
     if not units:
-        return "32-true", f"this CPU ({aten_capability or 'unknown'}) has no native bf16 (no AMX or AVX512-BF16), so bf16 would be emulated and slower"
+        return (
+            "32-true",
+            f"this CPU ({aten_capability or 'unknown'}) has no native bf16 (no AMX or AVX512-BF16), "
+            "so bf16 would be emulated and slower",
+        )
     if not aten_capability.upper().startswith("AVX512"):
-        return "32-true", f"the CPU has {'/'.join(units)} but torch is capped at {aten_capability} (ATEN_CPU_CAPABILITY)"
+        return (
+            "32-true",
+            f"the CPU has {'/'.join(units)} but torch is capped at {aten_capability} (ATEN_CPU_CAPABILITY)",
+        )
     if onednn_max_isa and onednn_max_isa.upper() not in ONEDNN_ISAS_WITH_BF16:
         return "32-true", f"the CPU has {'/'.join(units)} but oneDNN is capped at {onednn_max_isa} (ONEDNN_MAX_CPU_ISA)"
     return "bf16-mixed", f"this CPU computes in bf16 natively ({'/'.join(units)})"
@@ -94,7 +111,9 @@ def resolve_precision(precision: Any, accelerator: str) -> tuple[Any, str]:
     capabilities = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
     chosen, why = choose_precision(
         device,
-        cuda_bf16=device == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False),
+        cuda_bf16=device == "cuda"
+        and torch.cuda.is_available()
+        and torch.cuda.is_bf16_supported(including_emulation=False),
         cpu_flags=capabilities,
         aten_capability=torch.backends.cpu.get_cpu_capability(),
         onednn_max_isa=os.environ.get("ONEDNN_MAX_CPU_ISA"),

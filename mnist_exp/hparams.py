@@ -9,8 +9,9 @@ internals stay out (the whole config is in the run's .hydra/config.yaml).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -18,8 +19,15 @@ from omegaconf import DictConfig, OmegaConf
 GROUPS = ("experiment", "data", "model", "transforms", "optimizer", "scheduler", "trainer", "hparams_search")
 # Subtrees whose scalar values are parameters, and single keys.
 SUBTREES = ("model", "optimizer", "scheduler.scheduler", "module")
-KEYS = ("seed", "data.batch_size", "data.val_size", "transforms.mean", "transforms.std", "trainer.max_epochs",
-        "test_checkpoint")
+KEYS = (
+    "seed",
+    "data.batch_size",
+    "data.val_size",
+    "transforms.mean",
+    "transforms.std",
+    "trainer.max_epochs",
+    "test_checkpoint",
+)
 LEFT_OUT = ("_target_", "_partial_", "_recursive_", "_convert_", "num_classes", "compile")
 METRICS = ("test/acc", "test/loss", "val/acc_best", "fit_seconds")
 # Custom scalars: train and validation on one chart each for loss and accuracy (tags are regexes:
@@ -101,6 +109,8 @@ def log_experiment(trainer, cfg: DictConfig, metrics: Mapping[str, Any], precisi
     from hydra.core.hydra_config import HydraConfig
     from pytorch_lightning.loggers import TensorBoardLogger
 
+    from mnist_exp.compat.tensorboard import file_writer as compat_file_writer
+
     hydra = HydraConfig.get() if HydraConfig.initialized() else None
     choices = dict(hydra.runtime.choices) if hydra else {}
     leading = leading_keys(hydra) if hydra else []
@@ -108,7 +118,7 @@ def log_experiment(trainer, cfg: DictConfig, metrics: Mapping[str, Any], precisi
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             writer = logger.experiment
-            file_writer = writer._get_file_writer()  # reopened after the test stage closed it (as Lightning does)
+            file_writer = compat_file_writer(writer)  # reopened after the test stage closed it (as Lightning does)
             for summary in hparams_summaries(params, set(leading)):
                 file_writer.add_summary(summary)
             # HParams shows each metric's last value in the run; test/* and val/acc_best are logged already.

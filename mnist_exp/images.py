@@ -20,7 +20,24 @@ from PIL import Image, ImageOps
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_PIXELS = 50_000_000
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM", "TGA", "ICO")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp", ".pbm", ".pgm", ".ppm", ".pnm", ".tga", ".ico")
+IMAGE_SUFFIXES = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".jfif",
+    ".bmp",
+    ".dib",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".pbm",
+    ".pgm",
+    ".ppm",
+    ".pnm",
+    ".tga",
+    ".ico",
+)
 
 
 class ImageError(ValueError):
@@ -56,14 +73,18 @@ def read_grayscale(path: str | Path) -> np.ndarray:
     if size == 0:
         raise ImageError("empty file")
     if size > MAX_FILE_BYTES:
-        raise ImageError(f"file too large ({size / 2**20:.0f} MiB; images up to {MAX_FILE_BYTES // 2**20} MiB are read)")
+        raise ImageError(
+            f"file too large ({size / 2**20:.0f} MiB; images up to {MAX_FILE_BYTES // 2**20} MiB are read)"
+        )
     Image.init()  # register every plugin, so that `formats` can name them
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path, formats=FORMATS) as image:
                 if image.width * image.height > MAX_PIXELS:
-                    raise ImageError(f"image too large ({image.width}x{image.height} pixels; the limit is {MAX_PIXELS:,})")
+                    raise ImageError(
+                        f"image too large ({image.width}x{image.height} pixels; the limit is {MAX_PIXELS:,})"
+                    )
                 image = ImageOps.exif_transpose(image)
                 if image.mode in ("I", "F") or image.mode.startswith("I;16"):
                     return scaled_to_8_bits(image)

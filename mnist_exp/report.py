@@ -36,7 +36,7 @@ def mistakes_figure(mistakes: list[tuple[torch.Tensor, int, int, float]], column
         figure = plt.figure(figsize=(4, 1))
         figure.text(0.5, 0.5, "no misclassified test images", ha="center", va="center")
         return figure
-    images, truths, predictions, confidences = zip(*mistakes)
+    images, truths, predictions, confidences = zip(*mistakes, strict=False)
     height, width = images[0].shape[-2:]
     band, gap = height // 2, 4  # room for the title above each tile, space between tiles
     rows = -(-len(images) // columns)
@@ -45,10 +45,18 @@ def mistakes_figure(mistakes: list[tuple[torch.Tensor, int, int, float]], column
     figure = plt.figure(figsize=(columns * 1.3, rows * 1.5))
     ax = figure.add_axes((0, 0, 1, 0.94))
     ax.axis("off")
-    for i, (image, truth, prediction, confidence) in enumerate(zip(images, truths, predictions, confidences)):
+    tiles = zip(images, truths, predictions, confidences, strict=True)
+    for i, (image, truth, prediction, confidence) in enumerate(tiles):
         top, left = (i // columns) * cell_h + band, (i % columns) * cell_w
         canvas[top : top + height, left : left + width] = image.reshape(-1, height, width)[0]
-        ax.text(left + width / 2, top - 2, f"{truth} → {prediction} ({confidence:.2f})", ha="center", va="bottom", fontsize=8)
+        ax.text(
+            left + width / 2,
+            top - 2,
+            f"{truth} → {prediction} ({confidence:.2f})",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax.imshow(canvas.numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     figure.suptitle("misclassified test images: true → predicted (confidence)", fontsize=10)
     return figure
@@ -80,14 +88,17 @@ class TestReport(pl.Callback):
             confidence, predicted = outputs.softmax(dim=1).max(dim=1)
             wrong = (predicted != labels).nonzero().flatten()[:room]
             shown = pl_module.transform.undo(images[wrong]).cpu()
-            for image, i in zip(shown, wrong.tolist()):
+            for image, i in zip(shown, wrong.tolist(), strict=False):
                 self.mistakes.append((image, int(labels[i]), int(predicted[i]), float(confidence[i])))
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         scores = {name: values.tolist() for name, values in self.per_class.compute().items()}
         matrix = self.confusion.compute()
         self.report = {
-            "per_class": {str(c): {name: scores[name][c] for name in scores} | {"support": int(matrix[c].sum())} for c in range(len(matrix))},
+            "per_class": {
+                str(c): {name: scores[name][c] for name in scores} | {"support": int(matrix[c].sum())}
+                for c in range(len(matrix))
+            },
             "confusion_matrix": matrix.tolist(),
             "mistakes_shown": len(self.mistakes),
         }
@@ -124,5 +135,7 @@ def print_report(report: dict) -> None:
     for c in range(len(matrix)):
         confusion.add_column(str(c), justify="right")
     for c, row in enumerate(matrix):
-        confusion.add_row(str(c), *[f"[bold]{v}[/bold]" if i == c else (str(v) if v else "·") for i, v in enumerate(row)])
+        confusion.add_row(
+            str(c), *[f"[bold]{v}[/bold]" if i == c else (str(v) if v else "·") for i, v in enumerate(row)]
+        )
     console.print(confusion)

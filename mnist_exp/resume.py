@@ -58,36 +58,55 @@ def conflicts(command: DictConfig, saved: DictConfig, saved_choices: dict, overr
     return found
 
 
+def model_differences(checkpoint: Checkpoint, requested: dict) -> None:
+    """Refuse a checkpoint whose model differs from the model keys requested here."""
+    saved = checkpoint.hparams["net_config"]
+    differ = {key: value for key, value in requested.items() if saved.get(key) != value}
+    if differ:
+        detail = ", ".join(
+            f"model.{k}={saved.get(k)!r} in the checkpoint but {v!r} requested" for k, v in differ.items()
+        )
+        raise ConfigError(f"ckpt_path={checkpoint.path} does not match the requested model: {detail}")
+
+
 def compose_resumed(config: DictConfig, checkpoint: Checkpoint) -> None:
     """Turn the command's composed config (with Hydra's node) into the resumed run's, in place."""
     saved = checkpoint.saved_config()
     if saved is None:  # a checkpoint from elsewhere: the command's config, in a new run dir, for the same model
-        model = OmegaConf.to_container(config.model, resolve=True)
-        differ = sorted(k for k in set(model) | set(checkpoint.hparams["net_config"]) if model.get(k) != checkpoint.hparams["net_config"].get(k))
-        if differ:
-            raise ConfigError(f"ckpt_path={checkpoint.path} holds another model than this config: "
-                              + ", ".join(f"model.{k}={checkpoint.hparams['net_config'].get(k)!r} in the checkpoint, {model.get(k)!r} here" for k in differ))
+        model_differences(checkpoint, OmegaConf.to_container(config.model, resolve=True))
         return
-    hydra_saved = checkpoint.saved_config("hydra")
-    saved_choices = dict(OmegaConf.select(hydra_saved, "hydra.runtime.choices") or {})
+    saved_choices = dict(OmegaConf.select(checkpoint.saved_config("hydra"), "hydra.runtime.choices") or {})
     overrides = override_keys(config.hydra.overrides.task)
     refused = conflicts(config, saved, saved_choices, overrides)
     if refused:
-        raise ConfigError(f"ckpt_path={checkpoint.path} resumes its run as it was configured: {'; '.join(refused)}. "
-                          "Resume without these overrides, or start a new run")
-    free = {o.key_or_group.split(".", 1)[0] for o in overrides} & (set(FREE) - {"hydra", "ckpt_path"})
+        raise ConfigError(
+            f"ckpt_path={checkpoint.path} resumes its run as it was configured: {'; '.join(refused)}. "
+            "Resume without these overrides, or start a new run"
+        )
+    command_values = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
     with open_dict(config):
-        for key in list(config.keys()):
-            if key != "hydra" and key not in free and key != "ckpt_path":
-                del config[key]
-        for key, value in saved.items():
-            if key not in free and key != "ckpt_path":
-                config[key] = value
+        for key in [k for k in config.keys() if k != "hydra"]:
+            del config[key]
+        config.merge_with(saved)
+        for override in overrides:  # where files go and how the run is watched: as this command says
+            key = override.key_or_group
+            if key.split(".", 1)[0] in ("hydra", "ckpt_path"):
+                continue
+            if override.is_delete():
+                parent, _, leaf = key.rpartition(".")
+                node = OmegaConf.select(config, parent) if parent else config
+                if node is not None and leaf in node:
+                    del node[leaf]
+            else:
+                OmegaConf.update(config, key, OmegaConf.select(command_values, key), force_add=True)
+        config.ckpt_path = str(checkpoint.path)
         config.hydra.run.dir = str(checkpoint.run_dir)
         config.hydra.output_subdir = f".hydra/resumed-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
         config.hydra.runtime.choices = saved_choices
-    print(f"Resuming {checkpoint.run_dir} from {checkpoint.path.name} (step {checkpoint.step}) with its saved config",
-          file=sys.stderr)
+    print(
+        f"Resuming {checkpoint.run_dir} from {checkpoint.path.name} (step {checkpoint.step}) with its saved config",
+        file=sys.stderr,
+    )
 
 
 class UseCheckpoint(Callback):
@@ -111,6 +130,12 @@ class UseCheckpoint(Callback):
             print(f"ckpt_path=last: {checkpoint.path}", file=sys.stderr)
         if OmegaConf.select(config, "module") is not None:  # a training config: evaluate's ckpt_path is no resume
             compose_resumed(config, checkpoint)
+        elif OmegaConf.select(config, "model") is not None:  # evaluate: model keys given must match the checkpoint
+            given = [o.key_or_group for o in override_keys(config.hydra.overrides.task)]
+            model = OmegaConf.to_container(config.model, resolve=True)
+            model_differences(
+                checkpoint, {k[6:]: model[k[6:]] for k in given if k.startswith("model.") and k[6:] in model}
+            )
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if OmegaConf.select(config, "ckpt_path") is not None:

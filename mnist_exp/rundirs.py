@@ -12,14 +12,14 @@ import json
 import os
 import tempfile
 import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from filelock import FileLock, Timeout
 from hydra.experimental.callback import Callback
 
-from mnist_exp.errors import ConfigError, escalated
+from mnist_exp.errors import CheckpointError, ConfigError, escalated
 
 RUN_LOCK = ".running.lock"
 _held_here: set[Path] = set()  # run dirs this process holds (its own run is not "another running run")
@@ -43,6 +43,8 @@ def claim_dir(config, key: str) -> Path:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
+    from mnist_exp.compat.omegaconf import forget
+
     HydraConfig.instance().set_config(config)  # for ${hydra:...} in the name, as Hydra does before it resolves it
     parent, _, leaf = key.rpartition(".")
     unique = "${unique_dir:" in str(OmegaConf.to_container(OmegaConf.select(config, parent), resolve=False)[leaf])
@@ -52,7 +54,7 @@ def claim_dir(config, key: str) -> Path:
             path.mkdir(parents=True, exist_ok=not unique)
             return path
         except FileExistsError:
-            OmegaConf.get_cache(config).pop("unique_dir", None)  # taken meanwhile: resolve the name again
+            forget(config, "unique_dir")  # taken meanwhile: resolve the name again
 
 
 class ClaimRunDir(Callback):
@@ -123,15 +125,17 @@ def find_checkpoint(value: str, log_dir: Path) -> Path:
         idle = [p for p in candidates if not is_running(p.parent.parent)]
         if not idle:
             running = f" ({len(candidates)} belong to runs still running)" if candidates else ""
-            raise ConfigError(f"ckpt_path=last: no checkpoints/last.ckpt under {log_dir}{running}")
+            raise CheckpointError(f"ckpt_path=last: no checkpoints/last.ckpt under {log_dir}{running}")
         return max(idle, key=lambda p: p.stat().st_mtime).resolve()
     path = Path(value).expanduser()
     if path.is_dir():
-        raise ConfigError(f"ckpt_path: {value} is a directory; give a checkpoint file (e.g. {value}/checkpoints/last.ckpt) or last")
+        raise CheckpointError(
+            f"ckpt_path: {value} is a directory; give a checkpoint file (e.g. {value}/checkpoints/last.ckpt) or last"
+        )
     if not path.is_file():
-        raise ConfigError(f"ckpt_path: no such checkpoint file: {value}")
+        raise CheckpointError(f"ckpt_path: no such checkpoint file: {value}")
     if is_running(path.resolve().parent.parent):
-        raise ConfigError(f"ckpt_path: {value} belongs to a run that is still running; wait for it to end")
+        raise CheckpointError(f"ckpt_path: {value} belongs to a run that is still running; wait for it to end")
     return path.resolve()
 
 

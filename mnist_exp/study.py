@@ -20,6 +20,7 @@ import logging
 import os
 import random
 import socket
+import sqlite3
 import threading
 import time
 import warnings
@@ -33,13 +34,10 @@ warnings.filterwarnings("ignore", message="Deprecated API features detected")
 
 import optuna
 from hydra.utils import instantiate
-from hydra_plugins.hydra_optuna_sweeper._impl import (
-    OptunaSweeperImpl,
-    create_params_from_overrides,
-)
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
+from mnist_exp.compat.hydra_optuna_sweeper import OptunaSweeperImpl, create_params_from_overrides
 from mnist_exp.errors import StudyError
 
 log = logging.getLogger(__name__)
@@ -71,6 +69,15 @@ def has_password(url: str) -> bool:
         return "@" in url
 
 
+# SQLite says a locked file (BUSY, LOCKED) and a schema another worker just created (a plain ERROR,
+# "table ... already exists") as OperationalError; its error code tells them apart from the rest.
+SQLITE_RACES = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_ERROR")
+
+
+def sqlite_race(error: BaseException | None) -> bool:
+    return isinstance(error, sqlite3.Error) and getattr(error, "sqlite_errorname", None) in SQLITE_RACES
+
+
 def with_retries(action: Callable[[], Any], what: str, url: str) -> Any:
     """Run action, retrying when workers race on the database (schema or study created twice, a locked file)."""
     from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
@@ -81,8 +88,7 @@ def with_retries(action: Callable[[], Any], what: str, url: str) -> Any:
         except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
             cause = error if isinstance(error, SQLAlchemyError) else (error.__cause__ or error)
             first_line = (str(getattr(cause, "orig", None) or cause).strip().splitlines() or [type(cause).__name__])[0]
-            racing = isinstance(cause, (IntegrityError, ProgrammingError)) or any(
-                sign in first_line for sign in ("locked", "already exists", "duplicate"))  # SQLite says these as OperationalError
+            racing = isinstance(cause, (IntegrityError, ProgrammingError)) or sqlite_race(getattr(cause, "orig", None))
             if not racing or attempt == ATTEMPTS:
                 raise StudyError(f"hydra.sweeper.storage={masked(url)}: cannot {what}: {first_line}") from None
             log.info("%s: another worker got there first, retrying (%s)", what, first_line)
@@ -120,12 +126,24 @@ def fail_stale_trials(study: optuna.Study, url: str) -> None:
         log.warning("trial %d: its worker stopped (no heartbeat); marked FAIL", number)
 
 
+def trial_id(storage: optuna.storages.BaseStorage, study: optuna.Study, trial: optuna.Trial) -> int:
+    """The storage's id of a trial (what heartbeats are recorded by), through the storage's public API."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+
+
+def beats(storage: optuna.storages.BaseStorage | None) -> bool:
+    """Whether trials record heartbeats: a database storage opened with a heartbeat interval."""
+    return storage is not None and storage.is_heartbeat_enabled()
+
+
 class Heartbeat:
     """Records a heartbeat for the trials being run, every heartbeat interval, in a background thread."""
 
-    def __init__(self, study: optuna.Study, trials: list[optuna.Trial]):
-        self.storage, self.trial_ids = study._storage, [t._trial_id for t in trials]
-        self.interval = self.storage.get_heartbeat_interval() if self.storage.is_heartbeat_enabled() else None
+    def __init__(self, storage: optuna.storages.BaseStorage | None, study: optuna.Study, trials: list[optuna.Trial]):
+        self.storage = storage
+        self.trial_ids = [trial_id(storage, study, t) for t in trials] if beats(storage) else []
+        self.interval = storage.get_heartbeat_interval() if beats(storage) else None
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.beat, daemon=True, name="optuna-heartbeat")
 
@@ -178,12 +196,14 @@ class OptunaStudySweeperImpl(OptunaSweeperImpl):
         return instantiate(config, seed=seed), why
 
     def open_study(self, directions: list[str]) -> optuna.Study:
-        storage = None
+        storage = self.rdb = None
         if self.storage is not None:
             if has_password(self.storage):
-                log.warning("hydra.sweeper.storage has a password in it: masked in what mnist-exp logs, but Hydra keeps "
-                            "the command line in each job's .hydra/hydra.yaml; set PGPASSWORD (or ~/.pgpass) instead")
-            storage = open_storage(self.storage, self.heartbeat_interval, self.grace_period)
+                log.warning(
+                    "hydra.sweeper.storage has a password in it: masked in what mnist-exp logs, but Hydra keeps "
+                    "the command line in each job's .hydra/hydra.yaml; set PGPASSWORD (or ~/.pgpass) instead"
+                )
+            storage = self.rdb = open_storage(self.storage, self.heartbeat_interval, self.grace_period)
         create = functools.partial(
             optuna.create_study, study_name=self.study_name, storage=storage, directions=directions, load_if_exists=True
         )
@@ -193,21 +213,34 @@ class OptunaStudySweeperImpl(OptunaSweeperImpl):
         so_far = len(study.get_trials(deepcopy=False))
         sampler, seed_line = self.make_sampler(so_far)
         study.sampler = sampler
-        log.info("Study %r in %s: %d trials so far; sampler %s, %s", study.study_name, masked(self.storage), so_far,
-                 type(sampler).__name__, seed_line)
+        log.info(
+            "Study %r in %s: %d trials so far; sampler %s, %s",
+            study.study_name,
+            masked(self.storage),
+            so_far,
+            type(sampler).__name__,
+            seed_line,
+        )
         return study
 
     def ask_new_point(self, study: optuna.Study, distributions: dict, fixed_params: dict) -> tuple | None:
-        """(trial, its overrides) with parameters no finished or running trial has; None if the space seems exhausted."""
+        """(trial, its overrides) with parameters no finished or running trial has; None if the space seems
+        exhausted."""
         for _ in range(DUPLICATE_ASKS):
             trial = study.ask()
             (overrides,) = self._configure_trials([trial], distributions, fixed_params)
             trial.set_system_attr("mnist_exp:worker", f"{socket.gethostname()}:{os.getpid()}")
-            twin = next((t for t in study.get_trials(deepcopy=False, states=LIVE)
-                         if t.number != trial.number and t.params == trial.params), None)
+            twin = next(
+                (
+                    t
+                    for t in study.get_trials(deepcopy=False, states=LIVE)
+                    if t.number != trial.number and t.params == trial.params
+                ),
+                None,
+            )
             if twin is None or not trial.params:
-                if study._storage.is_heartbeat_enabled():
-                    study._storage.record_heartbeat(trial._trial_id)
+                if beats(self.rdb):
+                    self.rdb.record_heartbeat(trial_id(self.rdb, study, trial))
                 return trial, overrides
             trial.set_system_attr("duplicate_of", twin.number)
             study.tell(trial, state=TrialState.PRUNED)
@@ -229,22 +262,24 @@ class OptunaStudySweeperImpl(OptunaSweeperImpl):
             asked = [self.ask_new_point(study, distributions, fixed_params) for _ in range(min(self.n_jobs, to_go))]
             trials = [pair for pair in asked if pair]
             if not trials:
-                log.warning("%d asks in a row gave parameters already tried: the search space is exhausted", DUPLICATE_ASKS)
+                log.warning(
+                    "%d asks in a row gave parameters already tried: the search space is exhausted", DUPLICATE_ASKS
+                )
                 break
             self.run_trials(study, trials, directions)
             to_go -= len(trials)
-            if study._storage.is_heartbeat_enabled():
+            if beats(self.rdb):
                 fail_stale_trials(study, self.storage)
         self.save_results(study, directions)
 
     def run_trials(self, study: optuna.Study, trials: list[tuple], directions: list[str]) -> None:
         """Launch (trial, overrides) pairs, each job numbered by its trial, and tell the study their values."""
         returns = []
-        with Heartbeat(study, [trial for trial, _ in trials]):
+        with Heartbeat(self.rdb, study, [trial for trial, _ in trials]):
             for run in consecutive_runs(trials):
                 returns += self.launcher.launch([overrides for _, overrides in run], initial_job_idx=run[0][0].number)
         failures = []
-        for (trial, _), ret in zip(trials, returns):
+        for (trial, _), ret in zip(trials, returns, strict=False):
             trial.set_system_attr("mnist_exp:run_dir", str(ret.working_dir))
             try:
                 value = ret.return_value
@@ -252,11 +287,15 @@ class OptunaStudySweeperImpl(OptunaSweeperImpl):
                 study.tell(trial, values=values)
             except Exception as error:
                 study.tell(trial, state=TrialState.FAIL)
-                log.warning("trial %d failed: %s", trial.number, str(error).splitlines()[0] if str(error) else type(error).__name__)
+                log.warning(
+                    "trial %d failed: %s",
+                    trial.number,
+                    str(error).splitlines()[0] if str(error) else type(error).__name__,
+                )
                 failures.append(error)
         if failures and len(failures) / len(returns) > self.max_failure_rate:
             for ret in returns:
-                ret.return_value  # raises the first failed job's error, with its traceback
+                _ = ret.return_value  # raises the first failed job's error, with its traceback
 
     def save_results(self, study: optuna.Study, directions: list[str]) -> None:
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -265,12 +304,20 @@ class OptunaStudySweeperImpl(OptunaSweeperImpl):
             return
         if len(directions) < 2:
             best = study.best_trial
-            results = {"name": "optuna", "study_name": study.study_name, "best_trial": best.number,
-                       "best_params": best.params, "best_value": best.value}
+            results = {
+                "name": "optuna",
+                "study_name": study.study_name,
+                "best_trial": best.number,
+                "best_params": best.params,
+                "best_value": best.value,
+            }
             log.info("Best of the study so far: trial %d, value %s, %s", best.number, best.value, best.params)
         else:
-            results = {"name": "optuna", "study_name": study.study_name,
-                       "solutions": [{"params": t.params, "values": t.values} for t in study.best_trials]}
+            results = {
+                "name": "optuna",
+                "study_name": study.study_name,
+                "solutions": [{"params": t.params, "values": t.values} for t in study.best_trials],
+            }
         OmegaConf.save(OmegaConf.create(results), f"{self.config.hydra.sweep.dir}/optimization_results.yaml")
 
 
@@ -281,7 +328,9 @@ def study_rows(storage_url: str, study_name: str) -> list[dict]:
     """Every trial of a study, from the database: the whole search over all its workers."""
     storage = open_storage(storage_url, None, None)
     try:
-        study = with_retries(lambda: optuna.load_study(study_name=study_name, storage=storage), "load the study", storage_url)
+        study = with_retries(
+            lambda: optuna.load_study(study_name=study_name, storage=storage), "load the study", storage_url
+        )
     except KeyError:
         raise StudyError(f"no study named {study_name!r} in {masked(storage_url)}") from None
     rows = []
@@ -289,12 +338,14 @@ def study_rows(storage_url: str, study_name: str) -> list[dict]:
         state = trial.state.name.lower()
         if "duplicate_of" in trial.system_attrs:
             state = f"skipped: same as trial {trial.system_attrs['duplicate_of']}"
-        rows.append({
-            "trial": trial.number,
-            "state": state,
-            "value": "" if trial.value is None else round(trial.value, 6),
-            "params": ",".join(f"{k}={v}" for k, v in trial.params.items()),
-            "worker": trial.system_attrs.get("mnist_exp:worker", ""),
-            "run_dir": trial.system_attrs.get("mnist_exp:run_dir", ""),
-        })
+        rows.append(
+            {
+                "trial": trial.number,
+                "state": state,
+                "value": "" if trial.value is None else round(trial.value, 6),
+                "params": ",".join(f"{k}={v}" for k, v in trial.params.items()),
+                "worker": trial.system_attrs.get("mnist_exp:worker", ""),
+                "run_dir": trial.system_attrs.get("mnist_exp:run_dir", ""),
+            }
+        )
     return rows

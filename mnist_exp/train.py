@@ -7,17 +7,17 @@ import os
 import signal
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from mnist_exp.config import command
 from mnist_exp.build import build_run
 from mnist_exp.checkpoints import Checkpoint, resolve
 from mnist_exp.checks import check_config
+from mnist_exp.config import command
 from mnist_exp.errors import ConfigError
 from mnist_exp.hardware import describe
 from mnist_exp.hparams import log_experiment
@@ -61,6 +61,7 @@ def threads_per_parallel_job() -> int | None:
 def continued_history(checkpoint: Checkpoint | None) -> Callable[[dict], dict]:
     """For a resumed run's TensorBoard logger: hide the events that the interrupted run logged after
     its checkpoint (SummaryWriter's purge_step), so every step shows once."""
+
     def options(logger_cfg: dict) -> dict:
         if checkpoint is None or not str(logger_cfg.get("_target_", "")).endswith("TensorBoardLogger"):
             return {}
@@ -109,14 +110,20 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
 
     fit_started = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(checkpoint.path) if checkpoint else None, weights_only=True)
+        trainer.fit(
+            module, datamodule=datamodule, ckpt_path=str(checkpoint.path) if checkpoint else None, weights_only=True
+        )
     except SIGTERMException:  # a clean stop on SIGTERM or Ctrl+C (CheckpointOnInterrupt said what it saved)
         interrupt = next((c for c in run.callbacks if isinstance(c, CheckpointOnInterrupt)), None)
-        raise SystemExit(128 + (signal.SIGINT if interrupt and interrupt.signal_name == "SIGINT" else signal.SIGTERM)) from None
+        raise SystemExit(
+            128 + (signal.SIGINT if interrupt and interrupt.signal_name == "SIGINT" else signal.SIGTERM)
+        ) from None
     fit_seconds = time.perf_counter() - fit_started
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     tested_ckpt = best if cfg.get("test_checkpoint", "best") == "best" else ""  # "": the weights as trained
-    tested = trainer.test(module, datamodule=datamodule, ckpt_path=tested_ckpt or None, verbose=False, weights_only=True)[0]
+    tested = trainer.test(
+        module, datamodule=datamodule, ckpt_path=tested_ckpt or None, verbose=False, weights_only=True
+    )[0]
 
     metrics = {
         "test/acc": float(tested["test/acc"]),

@@ -35,7 +35,10 @@ def real_mnist_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("real") / "run"
     result = subprocess.run(
         ["bash", "scripts/train.sh", "trainer.max_epochs=1", "trainer=cpu", f"hydra.run.dir={run_dir}"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir / "stdout.txt").write_text(result.stdout)

@@ -44,8 +44,6 @@ def compose(overrides=(), return_hydra_config: bool = False, run_dir: str = "/tm
     return cfg
 
 
-
-
 FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -60,7 +58,7 @@ def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     labels = np.arange(count, dtype=np.uint8) % 10
     rng.shuffle(labels)
     images = rng.integers(0, 60, size=(count, 28, 28), dtype=np.uint8)
-    for image, label in zip(images, labels):
+    for image, label in zip(images, labels, strict=False):
         row, col = 2 + 8 * (label // 4), 2 + 6 * (label % 4)
         image[row : row + 8, col : col + 8] = 255
     return images, labels
@@ -83,15 +81,18 @@ def write_synthetic(root: Path, train: int = 600, test: int = 200) -> SyntheticD
     folder.mkdir(parents=True)
     train_images, train_labels = synthetic_digits(train, seed=1)
     test_images, test_labels = synthetic_digits(test, seed=2)
-    arrays = {"train_images": train_images, "train_labels": train_labels, "test_images": test_images, "test_labels": test_labels}
+    arrays = {
+        "train_images": train_images,
+        "train_labels": train_labels,
+        "test_images": test_images,
+        "test_labels": test_labels,
+    }
     for role, name in FILES.items():
         write_idx(folder / name, arrays[role])
     checksums = {name: sha256_of(folder / name) for name in FILES.values()}
     config_dir = root / "conf"
     (config_dir / "data").mkdir(parents=True)
-    files_yaml = "\n".join(
-        f"  {role}: {{file: {name}, sha256: {checksums[name]}}}" for role, name in FILES.items()
-    )
+    files_yaml = "\n".join(f"  {role}: {{file: {name}, sha256: {checksums[name]}}}" for role, name in FILES.items())
     (config_dir / "data" / "synthetic.yaml").write_text(
         f"defaults:\n  - mnist\n  - _self_\nname: synthetic\ntrain_size: {train}\nval_size: 100\neval_batch_size: 100\n"
         f"files:\n{files_yaml}\nsources: []\n"
@@ -108,8 +109,14 @@ def run_process(args: list[str], cwd: Path = PROJECT_ROOT, timeout: float = 300,
     )
 
 
-def run_cli(args: list[str], cwd: Path = PROJECT_ROOT, module: str = "mnist_exp", env=None, importable=(),
-            as_script: bool = False):
+def run_cli(
+    args: list[str],
+    cwd: Path = PROJECT_ROOT,
+    module: str = "mnist_exp",
+    env=None,
+    importable=(),
+    as_script: bool = False,
+):
     """`python -m MODULE ARGS` (or, as_script, its console script `mnist-exp... ARGS`) run in this process
     through the same entry point (mnist_exp.cli), with stdout, stderr, exit status and an uncaught
     exception's traceback as a process would give them; returns a CompletedProcess. Saves a torch +
@@ -136,7 +143,9 @@ def run_cli(args: list[str], cwd: Path = PROJECT_ROOT, module: str = "mnist_exp"
         except Exception:  # noqa: BLE001  (a process would print the traceback and exit 1)
             traceback.print_exc()
             code = 1
-    return subprocess.CompletedProcess([sys.executable, "-m", module, *args], code, stdout.getvalue(), stderr.getvalue())
+    return subprocess.CompletedProcess(
+        [sys.executable, "-m", module, *args], code, stdout.getvalue(), stderr.getvalue()
+    )
 
 
 def all_loggers() -> list[logging.Logger]:
@@ -158,8 +167,12 @@ def process_state(cwd: Path, env: dict | None, importable=()):
     saved_logging = {lg: (lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in all_loggers()}
     saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     saved_warnings = warnings.filters[:]
-    saved_torch = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-                   torch.is_deterministic_algorithms_warn_only_enabled(), torch.get_float32_matmul_precision())
+    saved_torch = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.get_float32_matmul_precision(),
+    )
     for name in ("pytorch_lightning", "lightning_fabric"):
         # A command imports Lightning after Hydra set up logging, so Lightning logs through Hydra's handlers;
         # imported here earlier, it got a console handler of its own (that of the test session).
@@ -183,7 +196,9 @@ def process_state(cwd: Path, env: dict | None, importable=()):
             if any(origin.startswith(str(p)) for p in importable):
                 del sys.modules[name]
         for logger in all_loggers():  # a handler the run added (e.g. to its train.log) is closed and dropped
-            handlers, level, propagate, disabled = saved_logging.get(logger, ([], logger.level, logger.propagate, logger.disabled))
+            handlers, level, propagate, disabled = saved_logging.get(
+                logger, ([], logger.level, logger.propagate, logger.disabled)
+            )
             for handler in logger.handlers:
                 if handler not in handlers:
                     handler.close()
@@ -205,7 +220,9 @@ def fake_run(run_dir, overrides, choices, config, metrics=None, failure=None, la
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
-    (run_dir / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"job": {"name": job}, "runtime": {"choices": choices}}}))
+    (run_dir / ".hydra" / "hydra.yaml").write_text(
+        yaml.safe_dump({"hydra": {"job": {"name": job}, "runtime": {"choices": choices}}})
+    )
     if metrics:
         (run_dir / "metrics.json").write_text(json.dumps({"epochs": 2, "wall_seconds": 5.0, **metrics}))
     if failure:
@@ -219,11 +236,23 @@ def fake_run(run_dir, overrides, choices, config, metrics=None, failure=None, la
 def outputs(tmp_path):
     out = tmp_path / "outputs"
     adam, sgd = {"optimizer": "adam", "model": "cnn"}, {"optimizer": "sgd", "model": "cnn"}
-    fake_run(out / "2026-11-28/10-00-00", [], adam, {"model": {"channels": 16}}, {"val/acc_best": 0.95, "test/acc": 0.96})
-    fake_run(out / "multirun/2026-11-28/11-00-00/0_model.channels=32", ["optimizer=sgd", "model.channels=32"], sgd,
-             {"model": {"channels": 32}}, {"val/acc_best": 0.97, "test/acc": 0.95})
-    fake_run(out / "multirun/2026-11-28/11-00-00/1_model.channels=64", ["optimizer=sgd", "model.channels=64"], sgd,
-             {"model": {"channels": 64}}, failure="ConfigError: bad")
+    fake_run(
+        out / "2026-11-28/10-00-00", [], adam, {"model": {"channels": 16}}, {"val/acc_best": 0.95, "test/acc": 0.96}
+    )
+    fake_run(
+        out / "multirun/2026-11-28/11-00-00/0_model.channels=32",
+        ["optimizer=sgd", "model.channels=32"],
+        sgd,
+        {"model": {"channels": 32}},
+        {"val/acc_best": 0.97, "test/acc": 0.95},
+    )
+    fake_run(
+        out / "multirun/2026-11-28/11-00-00/1_model.channels=64",
+        ["optimizer=sgd", "model.channels=64"],
+        sgd,
+        {"model": {"channels": 64}},
+        failure="ConfigError: bad",
+    )
     fake_run(out / "2026-11-28/12-00-00", ["trainer.max_epochs=9"], adam, {"model": {"channels": 16}}, last_ckpt=True)
     fake_run(out / "evaluate/2026-11-28/13-00-00", ["ckpt_path=x"], {}, {}, job="evaluate")
     return out
@@ -249,12 +278,17 @@ class Payload:
 
 def png_claiming_size(path: Path, width: int, height: int) -> None:
     """A tiny 1-bit PNG whose header claims width x height pixels: a decompression bomb."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     rows = zlib.compress(b"\x00" * (1 + (width + 7) // 8) * 16)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
-                     + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", rows)
+        + chunk(b"IEND", b"")
+    )
 
 
 def hostile_corpus(folder: Path) -> dict[str, str]:

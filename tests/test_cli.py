@@ -44,8 +44,10 @@ def test_tiny_run_writes_config_events_checkpoints_and_metrics(synthetic, tmp_pa
     assert "tensorboard --logdir" in result.stdout and "test accuracy" in result.stdout
 
     # One line per epoch in a redirected run's output and in train.log; no Lightning advert.
-    epoch_line = re.compile(r"epoch (\d)/2  train loss \d\.\d{4} acc [\d.]+%  val loss \d\.\d{4} acc [\d.]+%( \(new best\))?  "
-                            r"[\d.]+ s, [\d,]+ images/s$")
+    epoch_line = re.compile(
+        r"epoch (\d)/2  train loss \d\.\d{4} acc [\d.]+%  val loss \d\.\d{4} acc [\d.]+%( \(new best\))?  "
+        r"[\d.]+ s, [\d,]+ images/s$"
+    )
     log = (run_dir / "train.log").read_text()
     for text in (result.stdout, log):
         epochs = [m.group(1) for line in text.splitlines() if (m := epoch_line.search(line))]
@@ -83,8 +85,14 @@ def test_on_a_terminal_each_epoch_line_prints_once_and_reaches_train_log(synthet
     run_dir = tmp_path / "run"
     main_fd, child_fd = os.openpty()
     command = [sys.executable, "-m", "mnist_exp", *synthetic.overrides(), *TINY_RUN, f"hydra.run.dir={run_dir}"]
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=child_fd, stderr=child_fd,
-                               env={**os.environ, "COLUMNS": "200", "HYDRA_FULL_ERROR": "0"})
+    process = subprocess.Popen(
+        command,
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=child_fd,
+        stderr=child_fd,
+        env={**os.environ, "COLUMNS": "200", "HYDRA_FULL_ERROR": "0"},
+    )
     os.close(child_fd)
     chunks = []
     try:

@@ -36,7 +36,9 @@ def test_option_composes_and_instantiates(group, option, synthetic, tmp_path):
     DigitClassifier(net, optimizer, scheduler)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     loggers = [instantiate(c) for c in cfg.logger.values()]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, accelerator="cpu", max_epochs=1, precision="32-true")
+    trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers, accelerator="cpu", max_epochs=1, precision="32-true"
+    )
     assert isinstance(trainer, pl.Trainer)
     transforms = instantiate(cfg.transforms)
     batch = transforms(torch.zeros(4, 28, 28, dtype=torch.uint8), augment=True)
@@ -51,7 +53,9 @@ def test_option_composes_and_instantiates(group, option, synthetic, tmp_path):
 
 def test_default_recipe_is_adam_with_one_cycle_and_tutorial_normalization():
     cfg = compose()
-    assert cfg.scheduler.scheduler._target_.endswith("OneCycleLR") and cfg.scheduler.scheduler.max_lr == cfg.optimizer.lr
+    assert (
+        cfg.scheduler.scheduler._target_.endswith("OneCycleLR") and cfg.scheduler.scheduler.max_lr == cfg.optimizer.lr
+    )
     assert cfg.optimizer._target_ == "torch.optim.Adam"
     assert not compose(["scheduler=none"]).scheduler
     assert cfg.transforms.mean == 0.5 and cfg.transforms.std == 0.5

@@ -56,7 +56,9 @@ def test_batch_transform_matches_torchvision_to_tensor_and_normalize(datamodule)
 
 def test_val_size_too_large_is_a_clear_error(synthetic):
     cfg = compose([*synthetic.overrides(), "data.val_size=600"])
-    with pytest.raises(Exception, match=r"data.val_size must be smaller than the 600 training images \(data.train_size\), got 600"):
+    with pytest.raises(
+        Exception, match=r"data.val_size must be smaller than the 600 training images \(data.train_size\), got 600"
+    ):
         instantiate(cfg.data)  # the data module's own rule, before any file is read
     cfg = compose([*synthetic.overrides(), "data.val_size=600", "~data.train_size"])
     dm = instantiate(cfg.data)  # without train_size it is found when the files are read

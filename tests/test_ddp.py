@@ -15,8 +15,16 @@ def test_two_process_cpu_ddp_fit_tests_like_a_single_process_evaluation(tmp_path
     data = write_synthetic(tmp_path, train=1000, test=203)
     log_dir = tmp_path / "outputs"
     # A small learning rate, so the accuracy is not a trivial 100%.
-    run = ["trainer=ddp_cpu", "trainer.max_epochs=1", "data.batch_size=64", "data.eval_batch_size=50",
-           "scheduler=none", "optimizer.lr=0.00005", "callbacks.test_report.mistakes=4", f"paths.log_dir={log_dir}"]
+    run = [
+        "trainer=ddp_cpu",
+        "trainer.max_epochs=1",
+        "data.batch_size=64",
+        "data.eval_batch_size=50",
+        "scheduler=none",
+        "optimizer.lr=0.00005",
+        "callbacks.test_report.mistakes=4",
+        f"paths.log_dir={log_dir}",
+    ]
     result = run_process([*data.overrides(), *run])  # Lightning starts rank 1 by rerunning the command
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -31,9 +39,16 @@ def test_two_process_cpu_ddp_fit_tests_like_a_single_process_evaluation(tmp_path
     assert checkpoint["global_step"] == 8
     assert 0.2 < metrics["test/acc"] < 1.0
 
-    evaluated = run_cli([*data.overrides(), f"ckpt_path={metrics['checkpoint']}",
-                         "data.eval_batch_size=50", "trainer=cpu", f"hydra.run.dir={tmp_path / 'evaluate'}"],
-                        module="mnist_exp.evaluate")
+    evaluated = run_cli(
+        [
+            *data.overrides(),
+            f"ckpt_path={metrics['checkpoint']}",
+            "data.eval_batch_size=50",
+            "trainer=cpu",
+            f"hydra.run.dir={tmp_path / 'evaluate'}",
+        ],
+        module="mnist_exp.evaluate",
+    )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     single = json.loads((tmp_path / "evaluate" / "evaluation.json").read_text())
     assert single["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-9)
@@ -43,7 +58,16 @@ def test_two_process_cpu_ddp_fit_tests_like_a_single_process_evaluation(tmp_path
 
 def test_ddp_cannot_start_its_processes_inside_a_sweep(synthetic, tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", *synthetic.overrides(), "trainer=ddp_cpu", "trainer.max_epochs=1", "model.channels=4,8",
-                      f"hydra.sweep.dir={sweep}"])
+    result = run_cli(
+        [
+            "-m",
+            *synthetic.overrides(),
+            "trainer=ddp_cpu",
+            "trainer.max_epochs=1",
+            "data.batch_size=32",  # 16 steps: enough for the one-cycle schedule (the pre-run check builds it)
+            "model.channels=4,8",
+            f"hydra.sweep.dir={sweep}",
+        ]
+    )
     assert result.returncode == 1
     assert "trainer=ddp/ddp_cpu cannot start its processes inside a -m sweep" in (sweep / "summary.md").read_text()

@@ -70,7 +70,10 @@ def test_every_documented_command_is_one_the_tests_run():
 def test_quickstart_has_exactly_two_commands_and_ci_runs_the_test_one():
     readme = (PROJECT_ROOT / "README.md").read_text()
     quickstart = re.search(r"## Quickstart\n.*?```bash\n(.*?)```", readme, re.S).group(1)
-    assert [line.split("#")[0].strip() for line in quickstart.splitlines()] == ["bash scripts/train.sh", "bash scripts/test.sh"]
+    assert [line.split("#")[0].strip() for line in quickstart.splitlines()] == [
+        "bash scripts/train.sh",
+        "bash scripts/test.sh",
+    ]
     assert "\nbash scripts/test.sh\n" in (PROJECT_ROOT / ".ci" / "run").read_text()
 
 
@@ -104,18 +107,22 @@ def test_training_commands_compose_with_their_overrides(command):
 def test_resume_commands_carry_on_in_the_runs_dir_with_its_config(synthetic, tmp_path):
     """Every documented resume command, against a real run dir like the one the docs name."""
     run_dir = tmp_path / "2026-11-27" / "10-31-07_model.channels=32"
-    first = run_cli([*synthetic.overrides(), *TINY_RUN, "trainer.max_epochs=1", "model.channels=32", f"hydra.run.dir={run_dir}"])
+    first = run_cli(
+        [*synthetic.overrides(), *TINY_RUN, "trainer.max_epochs=1", "model.channels=32", f"hydra.run.dir='{run_dir}'"]
+    )
     assert first.returncode == 0, first.stderr[-2000:]
     commands = of_kind("resume")
     assert len(commands) >= 3
-    for number, command in enumerate(commands, 1):
+    for command in commands:
         args = [a.replace("outputs/2026-11-27/", f"{tmp_path}/2026-11-27/") for a in arguments(command)]
         result = run_cli([*args, f"paths.log_dir={tmp_path}"])
         assert result.returncode == 0, result.stderr[-2000:]
         assert f"Resuming {run_dir} from last.ckpt (step " in result.stderr  # the same run dir, its saved config
         resumed = sorted((run_dir / ".hydra").glob("resumed-*/config.yaml"))
         assert yaml.safe_load(resumed[-1].read_text())["model"]["channels"] == 32
-        assert json.loads((run_dir / "metrics.json").read_text())["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
+        assert json.loads((run_dir / "metrics.json").read_text())["resumed_from"] == str(
+            run_dir / "checkpoints" / "last.ckpt"
+        )
         assert list(tmp_path.glob("2026-*/*")) == [run_dir]  # no other run dir
 
 
@@ -138,7 +145,9 @@ def test_commands_that_need_a_server_or_a_gpu_are_run_by_their_own_tests():
     assert [c for _, c in COMMANDS if c.startswith("eval ")] == [COMPLETION]
     assert "-sc install=bash" in tests["test_one_voice.py"]
     for command in of_kind("extending"):  # tests/test_extending.py runs these with a user's files in a temp dir
-        program = "mnist_exp" if command.split()[0] == "mnist-exp" else "mnist_exp." + command.split()[0].rsplit("-", 1)[1]
+        program = (
+            "mnist_exp" if command.split()[0] == "mnist-exp" else "mnist_exp." + command.split()[0].rsplit("-", 1)[1]
+        )
         assert f'"{program}"' in tests["test_extending.py"], command
 
 

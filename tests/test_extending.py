@@ -57,15 +57,20 @@ def test_a_users_model_optimizer_and_dataset_go_through_every_command(user_proje
     assert trained.returncode == 0, trained.stderr[-3000:]
     metrics = json.loads((root / "run" / "metrics.json").read_text())
     assert metrics["test/acc"] > 0.5  # the blocks are easy to learn; 10 classes give 0.1 by chance
-    assert "layers" in (root / "run" / ".hydra" / "config.yaml").read_text() or "MLP" in (root / "run" / ".hydra" / "config.yaml").read_text()
+    assert (
+        "layers" in (root / "run" / ".hydra" / "config.yaml").read_text()
+        or "MLP" in (root / "run" / ".hydra" / "config.yaml").read_text()
+    )
 
     swept = run(["mnist_exp", "-m", *mine, *tiny, "model.dropout=0.0,0.2", f"hydra.sweep.dir={root / 'sweep'}"], root)
     assert swept.returncode == 0, swept.stderr[-3000:]
     assert len(list((root / "sweep").glob("*/metrics.json"))) == 2
 
     checkpoint = root / "run" / "checkpoints" / "last.ckpt"
-    evaluated = run(["mnist_exp.evaluate", *search, "data=synthetic", f"paths.data_dir={data.data_dir}",
-                     f"ckpt_path={checkpoint}"], root)
+    evaluated = run(
+        ["mnist_exp.evaluate", *search, "data=synthetic", f"paths.data_dir={data.data_dir}", f"ckpt_path={checkpoint}"],
+        root,
+    )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert f"test accuracy {metrics['test/acc']:.4f}" in evaluated.stdout  # the same model, rebuilt from the checkpoint
 
@@ -84,8 +89,17 @@ def test_a_users_model_optimizer_and_dataset_go_through_every_command(user_proje
     only_data = root / "only_data" / "data"
     only_data.mkdir(parents=True)
     (only_data / "synthetic.yaml").write_text((data.config_dir / "data" / "synthetic.yaml").read_text())
-    refused = run(["mnist_exp.evaluate", f"hydra.searchpath=[file://{only_data.parent}]", "data=synthetic",
-                   f"paths.data_dir={data.data_dir}", f"ckpt_path={checkpoint}", f"paths.log_dir={root / 'outputs'}"], root)
+    refused = run(
+        [
+            "mnist_exp.evaluate",
+            f"hydra.searchpath=[file://{only_data.parent}]",
+            "data=synthetic",
+            f"paths.data_dir={data.data_dir}",
+            f"ckpt_path={checkpoint}",
+            f"paths.log_dir={root / 'outputs'}",
+        ],
+        root,
+    )
     assert refused.returncode == 1 and "my_models.mlp.MLP" in refused.stderr
     assert len([line for line in refused.stderr.splitlines() if line.strip()]) == 1
 
@@ -118,8 +132,20 @@ def test_a_colour_dataset_of_another_size_flows_to_the_model_and_export(tmp_path
     )
     common = [f"hydra.searchpath=[file://{tmp_path / 'conf'}]", f"paths.log_dir={tmp_path / 'outputs'}"]
     data = ["data=colour", f"paths.data_dir={tmp_path / 'data'}"]
-    trained = run(["mnist_exp", *common, *data, "trainer.max_epochs=2", "data.batch_size=32", "trainer.accelerator=cpu",
-                   "transforms.mean=[0.5,0.4,0.5]", "transforms.std=[0.5,0.3,0.5]", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    trained = run(
+        [
+            "mnist_exp",
+            *common,
+            *data,
+            "trainer.max_epochs=2",
+            "data.batch_size=32",
+            "trainer.accelerator=cpu",
+            "transforms.mean=[0.5,0.4,0.5]",
+            "transforms.std=[0.5,0.3,0.5]",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        tmp_path,
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test/acc"] > 0.5
     checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"

@@ -69,8 +69,12 @@ def test_augmentation_draws_different_parameters_for_each_sample(synthetic):
 
 def test_augmentation_at_zero_strength_is_the_identity(synthetic):
     cfg = compose(
-        ["transforms=augment", "transforms.augment.degrees=0", "transforms.augment.translate=[0,0]",
-         "transforms.augment.scale=[1,1]"]
+        [
+            "transforms=augment",
+            "transforms.augment.degrees=0",
+            "transforms.augment.translate=[0,0]",
+            "transforms.augment.scale=[1,1]",
+        ]
     )
     transform = instantiate(cfg.transforms)
     batch = torch.from_numpy(read_idx(synthetic.folder / "t10k-images-idx3-ubyte")[:16].copy())

@@ -30,7 +30,9 @@ AVX2_ONLY = {"avx2": True}
     ],
 )
 def test_precision_follows_the_hardware(device, cuda_bf16, flags, aten, onednn, expected):
-    chosen, why = choose_precision(device, cuda_bf16=cuda_bf16, cpu_flags=flags, aten_capability=aten, onednn_max_isa=onednn)
+    chosen, why = choose_precision(
+        device, cuda_bf16=cuda_bf16, cpu_flags=flags, aten_capability=aten, onednn_max_isa=onednn
+    )
     assert chosen == expected
     assert why and "\n" not in why
 
@@ -45,7 +47,10 @@ def test_an_explicit_precision_wins():
 def test_every_preset_uses_the_auto_precision(preset):
     cfg = compose([f"experiment={preset}"] if preset else [])
     assert cfg.trainer.precision == "auto"
-    assert compose([*([f"experiment={preset}"] if preset else []), "trainer.precision=32-true"]).trainer.precision == "32-true"
+    assert (
+        compose([*([f"experiment={preset}"] if preset else []), "trainer.precision=32-true"]).trainer.precision
+        == "32-true"
+    )
 
 
 @pytest.mark.slow  # a real run / subprocesses
@@ -65,14 +70,17 @@ try:
     runpy.run_module("mnist_exp", run_name="__main__")
 except SystemExit as stop:
     code = stop.code
-heavy = sorted(m for m in ("torch", "pytorch_lightning", "torchvision", "kornia", "matplotlib", "onnx", "optuna") if m in sys.modules)
+heavy = ("torch", "pytorch_lightning", "torchvision", "kornia", "matplotlib", "onnx", "optuna")
+heavy = sorted(m for m in heavy if m in sys.modules)
 print("HEAVY", ",".join(heavy), "EXIT", code, file=sys.stderr)
 """
 
 
 # A bad value is found by building the model, so it costs torch (not Lightning); the rest costs nothing.
-@pytest.mark.parametrize("args, code, heavy", [(["--help"], 0, ""), (["--cfg", "job"], 0, ""), (["optimizer=adamm"], 1, ""),
-                                               (["model.channels=0"], 1, "torch")])
+@pytest.mark.parametrize(
+    "args, code, heavy",
+    [(["--help"], 0, ""), (["--cfg", "job"], 0, ""), (["optimizer=adamm"], 1, ""), (["model.channels=0"], 1, "torch")],
+)
 def test_help_cfg_and_config_errors_import_nothing_heavy(args, code, heavy, tmp_path):
     command = [sys.executable, "-c", IMPORTS_AFTER, *args, f"paths.log_dir={tmp_path}"]
     result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)

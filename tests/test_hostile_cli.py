@@ -5,9 +5,10 @@ import os
 
 import pytest
 import torch
+from PIL import Image
 
 from mnist_exp.checkpoints import read_checkpoint
-from tests.helpers import Payload, hostile_corpus, run_cli
+from tests.helpers import Payload, hostile_corpus, run_cli, stroke
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +37,7 @@ def payloads(tmp_path, synthetic_run):
 def test_malicious_checkpoints_never_run_code_in_any_entry_point(module, synthetic_run, tmp_path):
     data, _ = synthetic_run
     marker, files = payloads(tmp_path, synthetic_run)
+    Image.fromarray(stroke()).save(tmp_path / "x.png")  # predict's input is fine: the checkpoint is the problem
     for kind, path in files.items():
         args = [f"ckpt_path={path}", *ENTRY_POINTS[module], f"paths.log_dir={tmp_path / 'out'}"]
         if module in ("mnist_exp", "mnist_exp.evaluate"):
@@ -44,7 +46,7 @@ def test_malicious_checkpoints_never_run_code_in_any_entry_point(module, synthet
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.returncode == 1, (kind, result.stderr[-2000:])
         assert len(lines) == 1 and lines[0].startswith("Error: ckpt_path="), (kind, result.stderr[-2000:])
-        assert ("refused" in lines[0] or "does not match" in lines[0]), lines[0]
+        assert "refused" in lines[0] or "does not match" in lines[0], lines[0]
         assert not marker.exists(), kind
     assert not (tmp_path / "out").exists()  # nothing written
 
@@ -53,8 +55,10 @@ def test_resume_refuses_another_models_checkpoint_and_a_text_file_before_any_wor
     data, run_dir = synthetic_run
     (tmp_path / "notes.ckpt").write_text("just text")
     empty_data = tmp_path / "data"
-    for ckpt, expected in ((run_dir / "checkpoints" / "last.ckpt", "model.channels=16 in the checkpoint but 32 requested"),
-                           (tmp_path / "notes.ckpt", "not a readable checkpoint")):
+    for ckpt, expected in (
+        (run_dir / "checkpoints" / "last.ckpt", "model.channels is 16 in the checkpoint's run but 32 here"),
+        (tmp_path / "notes.ckpt", "not a readable checkpoint"),
+    ):
         overrides = [*data.overrides()[:2], f"paths.data_dir={empty_data}"]
         result = run_cli([f"ckpt_path={ckpt}", *overrides, "model.channels=32", f"paths.log_dir={tmp_path / 'out'}"])
         assert result.returncode == 1
@@ -67,20 +71,35 @@ def test_predict_on_a_hostile_folder_streams_a_line_per_file_and_exits_1(synthet
     _, run_dir = synthetic_run
     expected = hostile_corpus(tmp_path / "in")
     (tmp_path / "in" / "loop").symlink_to(tmp_path / "in", target_is_directory=True)
-    result = run_cli([f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", f"inputs={tmp_path}/in/**/*",
-                      f"output={tmp_path / 'out.jsonl'}", "batch_size=4"], module="mnist_exp.predict")
+    result = run_cli(
+        [
+            f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+            f"inputs={tmp_path}/in/**/*",
+            f"output={tmp_path / 'out.jsonl'}",
+            "batch_size=4",
+        ],
+        module="mnist_exp.predict",
+    )
     assert result.returncode == 1, result.stderr[-2000:]
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert rows == [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     by_name = {os.path.basename(row["file"]): row for row in rows}
-    errors = sorted(name for name, kind in expected.items() if kind == "error" and name != "d.png")  # ** lists files only
+    errors = sorted(
+        name for name, kind in expected.items() if kind == "error" and name != "d.png"
+    )  # ** lists files only
     assert sorted(n for n, r in by_name.items() if "error" in r) == errors
     assert len(rows) == len(expected) - 1  # every file once, the loop not followed
     assert "caf\\xe9-digit.png" in by_name and "digit" in by_name["caf\\xe9-digit.png"]
     predicted = {by_name[n]["digit"] for n, kind in expected.items() if kind == "digit" and n in by_name}
     assert len(predicted) == 1  # the same digit in every encoding
     assert f"{len(errors)} of {len(rows)} files could not be predicted" in result.stderr
-    good = run_cli([f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", f"inputs={tmp_path}/in/plain.png"], module="mnist_exp.predict")
+    good = run_cli(
+        [f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", f"inputs={tmp_path}/in/plain.png"],
+        module="mnist_exp.predict",
+    )
     assert good.returncode == 0 and len(good.stdout.splitlines()) == 1
-    empty = run_cli([f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", f"inputs={tmp_path}/nothing/*.png"], module="mnist_exp.predict")
+    empty = run_cli(
+        [f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", f"inputs={tmp_path}/nothing/*.png"],
+        module="mnist_exp.predict",
+    )
     assert empty.returncode == 1

@@ -60,7 +60,10 @@ def test_a_model_config_may_only_name_allowed_models(tmp_path):
     check_targets({"_target_": "my.Model"}, "x.ckpt", config_sources=sources)
     with pytest.raises(CheckpointError, match="names my.Model"):
         check_targets({"_target_": "my.Model"}, "x.ckpt")
-    for evil in ({"_target_": "os.makedirs", "name": "x"}, {"_target_": "mnist_exp.models.CNN", "act": {"_target_": "os.system"}}):
+    for evil in (
+        {"_target_": "os.makedirs", "name": "x"},
+        {"_target_": "mnist_exp.models.CNN", "act": {"_target_": "os.system"}},
+    ):
         with pytest.raises(CheckpointError, match=r"refused: its model config names os\.(makedirs|system)"):
             check_targets(evil, "x.ckpt")
 
@@ -99,6 +102,7 @@ def test_inputs_list_each_file_once_and_do_not_follow_symlink_loops(tmp_path):
 
 
 # --- data sources -------------------------------------------------------------------------------
+
 
 class Failing:
     def __init__(self, how: str):
@@ -160,7 +164,9 @@ def test_last_never_picks_a_run_that_is_still_running(tmp_path):
         (folder / "last.ckpt").write_bytes(b"x")
     os.utime(older / "last.ckpt", (1, 1))
     assert find_checkpoint("last", tmp_path) == (newer / "last.ckpt").resolve()
-    running = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(newer.parent)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    running = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(newer.parent)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert running.stdout.readline() == "held\n"
         assert find_checkpoint("last", tmp_path) == (older / "last.ckpt").resolve()

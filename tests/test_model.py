@@ -22,7 +22,19 @@ def test_default_config_is_exactly_the_tutorial_cnn():
     net = instantiate(compose().model)
     assert parameter_count(net) == 206_922  # the tutorial's 160 + 4,640 + 200,832 + 1,290
     layers = [type(m).__name__ for m in net.modules() if not list(m.children())]
-    assert layers == ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "ReLU", "Dropout", "Linear"]
+    assert layers == [
+        "Conv2d",
+        "ReLU",
+        "MaxPool2d",
+        "Conv2d",
+        "ReLU",
+        "MaxPool2d",
+        "Flatten",
+        "Linear",
+        "ReLU",
+        "Dropout",
+        "Linear",
+    ]
     assert net.features[0].padding == (1, 1) and net.classifier[1].in_features == 32 * 7 * 7
 
 

@@ -33,7 +33,9 @@ def test_channels_last_gives_the_same_outputs():
     assert torch.allclose(make(channels_last=True)(images), make()(images), atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs, message", [({"label_smoothing": 1.0}, "label_smoothing"), ({"tta_shifts": -1}, "tta_shifts")])
+@pytest.mark.parametrize(
+    "kwargs, message", [({"label_smoothing": 1.0}, "label_smoothing"), ({"tta_shifts": -1}, "tta_shifts")]
+)
 def test_bad_module_options_name_the_key(kwargs, message):
     with pytest.raises(ValueError, match=f"module.{message}"):
         make(**kwargs)
@@ -51,12 +53,16 @@ def test_a_checkpoint_without_metric_states_still_loads(tmp_path):
     from mnist_exp.inference import load_classifier
 
     module = DigitClassifier(CNN(), partial(torch.optim.Adam, lr=1e-3), net_config={"_target_": "mnist_exp.models.CNN"})
-    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
     trainer.strategy.connect(module)
     path = tmp_path / "old.ckpt"
     trainer.save_checkpoint(path)
     checkpoint = read_checkpoint(path)
-    checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(("train_", "val_acc_best"))}
+    checkpoint["state_dict"] = {
+        k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(("train_", "val_acc_best"))
+    }
     torch.save(checkpoint, path)
     loaded = load_classifier(path)
     assert torch.equal(loaded.net.features[0].weight, module.net.features[0].weight)

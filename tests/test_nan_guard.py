@@ -12,8 +12,14 @@ from tests.helpers import run_cli
 pytestmark = pytest.mark.slow
 
 # 500 training images in batches of 32: 16 steps per epoch; the weights turn NaN before step 20 (epoch 1).
-RUN = ["trainer.max_epochs=3", "data.batch_size=32", "trainer=cpu", "trainer.log_every_n_steps=5",
-       "callbacks.test_report.mistakes=4", "+callbacks.poison._target_=tests.callbacks.PoisonWeightsAtStep"]
+RUN = [
+    "trainer.max_epochs=3",
+    "data.batch_size=32",
+    "trainer=cpu",
+    "trainer.log_every_n_steps=5",
+    "callbacks.test_report.mistakes=4",
+    "+callbacks.poison._target_=tests.callbacks.PoisonWeightsAtStep",
+]
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(synthetic, tmp_path):
@@ -33,7 +39,9 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(synthetic, tm
 
 def test_nan_loss_fails_its_sweep_job_and_the_others_finish(synthetic, tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", *synthetic.overrides(), *RUN, "+callbacks.poison.step=20,100000", f"hydra.sweep.dir={sweep}"])
+    result = run_cli(
+        ["-m", *synthetic.overrides(), *RUN, "+callbacks.poison.step=20,100000", f"hydra.sweep.dir={sweep}"]
+    )
     assert result.returncode == 1  # a job failed
     with open(sweep / "summary.csv") as f:
         statuses = {row["overrides"].split("poison.step=")[1].split(",")[0]: row["status"] for row in csv.DictReader(f)}

@@ -20,34 +20,72 @@ REQUIRED_INPUTS = "inputs=FILE, a DIR, a 'GLOB' or [a.png,b.png]"
 # (command, arguments, the one line it must print; LOG stands for the test's paths.log_dir)
 MISTAKES = [
     ("evaluate", [], f"Error: ckpt_path is required: {REQUIRED_CKPT}; e.g. mnist-exp-evaluate ckpt_path=last"),
-    ("predict", [], f"Error: ckpt_path and inputs are required: {REQUIRED_CKPT}; {REQUIRED_INPUTS}; "
-                    "e.g. mnist-exp-predict ckpt_path=last inputs=my_digits/"),
-    ("predict", ["ckpt_path=last"], f"Error: inputs is required: {REQUIRED_INPUTS}; e.g. mnist-exp-predict ckpt_path=last inputs=my_digits/"),
+    (
+        "predict",
+        [],
+        f"Error: ckpt_path and inputs are required: {REQUIRED_CKPT}; {REQUIRED_INPUTS}; "
+        "e.g. mnist-exp-predict ckpt_path=last inputs=my_digits/",
+    ),
+    (
+        "predict",
+        ["ckpt_path=last"],
+        f"Error: inputs is required: {REQUIRED_INPUTS}; e.g. mnist-exp-predict ckpt_path=last inputs=my_digits/",
+    ),
     ("export", [], f"Error: ckpt_path is required: {REQUIRED_CKPT}; e.g. mnist-exp-export ckpt_path=last format=onnx"),
     ("train", ["model.chanels=8"], "Error: model.chanels: no such config key; did you mean model.channels?"),
-    ("evaluate", ["ckpt_path=last", "model.chanels=8"], "Error: model.chanels: no such config key; did you mean model.channels?"),
+    (
+        "evaluate",
+        ["ckpt_path=last", "model.chanels=8"],
+        "Error: model.chanels: no such config key; did you mean model.channels?",
+    ),
     ("predict", ["ckpt_path=last", "inputs=x", "topk=3"], "Error: topk: no such config key; did you mean top_k?"),
     ("export", ["ckpt_path=last", "formt=onnx"], "Error: formt: no such config key; did you mean format?"),
-    ("predict", ["ckpt_path=last", "inputs=x", "optimizer=sgd"],
-     "Error: optimizer: no such config key; the config has: paths, ckpt_path, inputs, top_k, output, device, batch_size"),
-    ("train", ["model.foo=1"], "Error: model.foo: no such config key; model has: channels, hidden, kernel_size, dropout, "
-                               "batch_norm, convs_per_block, num_classes, in_channels, image_size"),
-    ("train", ["trainer.profilr=simple"], "Error: trainer.profilr: no such config key; a Trainer argument that conf/trainer "
-                                          "does not list takes a leading +: +trainer.profilr=..."),
+    (
+        "predict",
+        ["ckpt_path=last", "inputs=x", "optimizer=sgd"],
+        "Error: optimizer: no such config key; "
+        "the config has: paths, ckpt_path, inputs, top_k, output, device, batch_size",
+    ),
+    (
+        "train",
+        ["model.foo=1"],
+        "Error: model.foo: no such config key; model has: channels, hidden, kernel_size, dropout, "
+        "batch_norm, convs_per_block, num_classes, in_channels, image_size",
+    ),
+    (
+        "train",
+        ["trainer.profilr=simple"],
+        "Error: trainer.profilr: no such config key; a Trainer argument that conf/trainer "
+        "does not list takes a leading +: +trainer.profilr=...",
+    ),
     ("train", ["optimizer=adamm"], "Error: optimizer=adamm: no such optimizer option; available: adam, adamw, sgd"),
-    ("evaluate", ["ckpt_path=last", "data=mnistt"], "Error: data=mnistt: no such data option; available: fashion_mnist, mnist"),
-    ("evaluate", ["ckpt_path"], "Error: ckpt_path: not an override; write KEY=VALUE (e.g. ckpt_path=last); "
-                                "see https://hydra.cc/docs/advanced/override_grammar/basic/"),
+    (
+        "evaluate",
+        ["ckpt_path=last", "data=mnistt"],
+        "Error: data=mnistt: no such data option; available: fashion_mnist, mnist",
+    ),
+    (
+        "evaluate",
+        ["ckpt_path"],
+        "Error: ckpt_path: not an override; write KEY=VALUE (e.g. ckpt_path=last); "
+        "see https://hydra.cc/docs/advanced/override_grammar/basic/",
+    ),
     ("train", ["model.channels=0"], "Error: model.channels must be an integer >= 1, got 0"),
     ("predict", ["ckpt_path=last", "inputs=x", "top_k=0"], "Error: top_k must be an integer >= 1, got 0"),
-    *[(name, ["ckpt_path=/no/such.ckpt", *extra], "Error: ckpt_path: no such checkpoint file: /no/such.ckpt")
-      for name, extra in [("train", []), ("evaluate", []), ("predict", ["inputs=x"]), ("export", [])]],
-    *[(name, ["ckpt_path=last", *extra], "Error: ckpt_path=last: no checkpoints/last.ckpt under LOG")
-      for name, extra in [("train", []), ("evaluate", []), ("predict", ["inputs=x"]), ("export", [])]],
+    *[
+        (name, ["ckpt_path=/no/such.ckpt", *extra], "Error: ckpt_path: no such checkpoint file: /no/such.ckpt")
+        for name, extra in [("train", []), ("evaluate", []), ("predict", ["inputs=x"]), ("export", [])]
+    ],
+    *[
+        (name, ["ckpt_path=last", *extra], "Error: ckpt_path=last: no checkpoints/last.ckpt under LOG")
+        for name, extra in [("train", []), ("evaluate", []), ("predict", ["inputs=x"]), ("export", [])]
+    ],
 ]
 
 
-@pytest.mark.parametrize(("name", "args", "line"), MISTAKES, ids=[f"{n}-{' '.join(a) or 'nothing'}" for n, a, _ in MISTAKES])
+@pytest.mark.parametrize(
+    ("name", "args", "line"), MISTAKES, ids=[f"{n}-{' '.join(a) or 'nothing'}" for n, a, _ in MISTAKES]
+)
 def test_a_mistake_is_one_line_that_says_what_to_type(name, args, line, tmp_path):
     log_dir = tmp_path / "outputs"
     result = run_cli([*args, f"paths.log_dir={log_dir}"], module=cli.COMMANDS[name].module, as_script=True)
@@ -56,11 +94,14 @@ def test_a_mistake_is_one_line_that_says_what_to_type(name, args, line, tmp_path
     assert not log_dir.exists()  # nothing made, not even an empty run dir
 
 
-@pytest.mark.parametrize(("args", "line"), [
-    ([], "Error: give a DIR, or --storage URL for a whole Optuna study; see mnist-exp-summarize --help"),
-    (["/no/such/dir"], "Error: /no/such/dir: no such directory"),
-    (["/tmp", "--where", "x"], "Error: --where takes KEY=VALUE, got x"),
-])
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        ([], "Error: give a DIR, or --storage URL for a whole Optuna study; see mnist-exp-summarize --help"),
+        (["/no/such/dir"], "Error: /no/such/dir: no such directory"),
+        (["/tmp", "--where", "x"], "Error: --where takes KEY=VALUE, got x"),
+    ],
+)
 def test_summarize_speaks_the_same_way(args, line):
     result = run_cli(args, module="mnist_exp.summarize", as_script=True)
     assert result.returncode == 1 and result.stderr.strip() == line
@@ -74,7 +115,9 @@ def test_help_shows_the_commands_own_usage_and_keys(name):
     assert result.stdout.startswith(f"{command.script} (or python -m {command.module}):")
     assert f"Usage: {command.script} " in result.stdout
     if name != "train":  # the training groups are not offered where they do not apply
-        assert "optimizer" not in result.stdout and "callbacks" not in result.stdout and "experiment" not in result.stdout
+        assert (
+            "optimizer" not in result.stdout and "callbacks" not in result.stdout and "experiment" not in result.stdout
+        )
         assert "ckpt_path: ???" in result.stdout
 
 

@@ -26,9 +26,18 @@ pytestmark = pytest.mark.slow
 
 # 900 training images in batches of 32: 29 steps per epoch. Augmentation and dropout draw random
 # numbers every step, so a resume that lost the random state would not match.
-RUN = ["trainer.max_epochs=3", "data.batch_size=32", "data.eval_batch_size=50", "trainer=cpu", "trainer.log_every_n_steps=5",
-       "trainer.deterministic=true", "transforms=augment", "model.dropout=0.3", "test_checkpoint=last",
-       "callbacks.test_report.mistakes=4"]
+RUN = [
+    "trainer.max_epochs=3",
+    "data.batch_size=32",
+    "data.eval_batch_size=50",
+    "trainer=cpu",
+    "trainer.log_every_n_steps=5",
+    "trainer.deterministic=true",
+    "transforms=augment",
+    "model.dropout=0.3",
+    "test_checkpoint=last",
+    "callbacks.test_report.mistakes=4",
+]
 STEPS_PER_EPOCH = 29
 
 
@@ -71,13 +80,20 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
     assert len(steps["val/acc"]) == 3 and len(steps["train/loss_step"]) == 3 * STEPS_PER_EPOCH // 5
 
 
-def interrupt(reference: Reference, log_dir: Path, signal_name: str, step: int, when: str = "train_batch",
-              process: bool = False):
+def interrupt(
+    reference: Reference, log_dir: Path, signal_name: str, step: int, when: str = "train_batch", process: bool = False
+):
     """A run like the reference that sends itself `signal_name` after optimizer step `step`; its run dir.
     The signal is real either way; `process` runs it in a process of its own rather than in this one."""
-    stop = ["+callbacks.stop._target_=tests.callbacks.SignalAtStep", f"+callbacks.stop.step={step}",
-            f"+callbacks.stop.signal_name={signal_name}", f"+callbacks.stop.when={when}"]
-    result = (run_process if process else run_cli)([*reference.data.overrides(), *RUN, *stop, f"paths.log_dir={log_dir}"])
+    stop = [
+        "+callbacks.stop._target_=tests.callbacks.SignalAtStep",
+        f"+callbacks.stop.step={step}",
+        f"+callbacks.stop.signal_name={signal_name}",
+        f"+callbacks.stop.when={when}",
+    ]
+    result = (run_process if process else run_cli)(
+        [*reference.data.overrides(), *RUN, *stop, f"paths.log_dir={log_dir}"]
+    )
     assert result.returncode == {"SIGTERM": 143, "SIGINT": 130}[signal_name], result.stderr[-3000:]
     assert not list(log_dir.glob("*/*/metrics.json"))
     (run_dir,) = [p.parent.parent for p in log_dir.glob("*/*/checkpoints/last.ckpt")]
@@ -102,7 +118,9 @@ def test_sigterm_mid_epoch_then_ckpt_path_last_matches_the_uninterrupted_run(ref
 
     resume(reference, log_dir, "last")
     assert [p.parent.parent for p in log_dir.glob("*/*/checkpoints/last.ckpt")] == [run_dir]  # the same run dir
-    assert json.loads((run_dir / "metrics.json").read_text())["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
+    assert json.loads((run_dir / "metrics.json").read_text())["resumed_from"] == str(
+        run_dir / "checkpoints" / "last.ckpt"
+    )
     (resumed_config,) = (run_dir / ".hydra").glob("resumed-*/config.yaml")
     assert yaml.safe_load(resumed_config.read_text())["model"]["dropout"] == 0.3  # the run's own config
     assert "ckpt_path: null" in (run_dir / ".hydra" / "config.yaml").read_text()  # the original config, kept
@@ -122,7 +140,10 @@ def test_a_stop_at_an_epoch_end_keeps_that_epochs_checkpoint(reference, tmp_path
     # A signal at the end of epoch 1's validation: its checkpoints are saved, then the run stops.
     log_dir = tmp_path / "outputs"
     run_dir, output = interrupt(reference, log_dir, "SIGTERM", step=2 * STEPS_PER_EPOCH, when="validation_end")
-    assert f"Stopped by SIGTERM: kept {run_dir}/checkpoints/last.ckpt, saved at the end of the last finished epoch" in output
+    assert (
+        f"Stopped by SIGTERM: kept {run_dir}/checkpoints/last.ckpt, saved at the end of the last finished epoch"
+        in output
+    )
     assert read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 2 * STEPS_PER_EPOCH
 
     # Resuming from an older checkpoint of the same run (epoch 0's best) repeats steps 29-57, which the
@@ -167,7 +188,9 @@ def test_a_run_in_a_dir_of_its_own_resumes_there_exactly_and_refuses_a_changed_c
     A resume that would change the run is refused in one line naming the keys, before any dir is made."""
     run_dir, log_dir = tmp_path / "scratch" / "exp1", tmp_path / "outputs"
     stop = ["+callbacks.stop._target_=tests.callbacks.SignalAtStep", "+callbacks.stop.step=40"]
-    result = run_process([*reference.data.overrides(), *RUN, *stop, f"hydra.run.dir={run_dir}", f"paths.log_dir={log_dir}"])
+    result = run_process(
+        [*reference.data.overrides(), *RUN, *stop, f"hydra.run.dir={run_dir}", f"paths.log_dir={log_dir}"]
+    )
     assert result.returncode == 143, result.stderr[-3000:]
     last = run_dir / "checkpoints" / "last.ckpt"
     assert read_checkpoint(last)["global_step"] == 40
@@ -175,8 +198,11 @@ def test_a_run_in_a_dir_of_its_own_resumes_there_exactly_and_refuses_a_changed_c
     refused = run_cli([f"paths.log_dir={log_dir}", f"ckpt_path={last}", "trainer.max_epochs=5", "data.batch_size=64"])
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines()[-1] == (
-        f"Error: ckpt_path={last} resumes its run as it was configured: trainer.max_epochs is 3 in the checkpoint's run "
-        "but 5 here; data.batch_size is 32 in the checkpoint's run but 64 here. Resume without these overrides, or start a new run")
+        f"Error: ckpt_path={last} resumes its run as it was configured: "
+        "trainer.max_epochs is 3 in the checkpoint's run but 5 here; "
+        "data.batch_size is 32 in the checkpoint's run but 64 here. "
+        "Resume without these overrides, or start a new run"
+    )
     assert not log_dir.exists() and not list((run_dir / ".hydra").glob("resumed-*"))
 
     output = resume(reference, log_dir, str(last))  # today's defaults (5 epochs, batch 128) do not apply
@@ -210,11 +236,26 @@ def test_two_runs_started_in_the_same_second_never_share_a_dir(synthetic, tmp_pa
     from mnist_exp import PROJECT_ROOT
 
     log_dir = tmp_path / "outputs"
-    args = [*synthetic.overrides(), "trainer.max_epochs=1", "data.batch_size=64", "trainer=cpu", f"paths.log_dir={log_dir}",
-            f"hydra.run.dir='${{unique_dir:{log_dir}/2026-11-27/10-31-07}}'"]  # one name for both
+    args = [
+        *synthetic.overrides(),
+        "trainer.max_epochs=1",
+        "data.batch_size=64",
+        "trainer=cpu",
+        f"paths.log_dir={log_dir}",
+        f"hydra.run.dir='${{unique_dir:{log_dir}/2026-11-27/10-31-07}}'",
+    ]  # one name for both
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    runs = [subprocess.Popen([sys.executable, "-m", "mnist_exp", *args], cwd=PROJECT_ROOT, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mnist_exp", *args],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     for run in runs:
         _, stderr = run.communicate(timeout=300)
         assert run.returncode == 0, stderr[-3000:]

@@ -1,16 +1,15 @@
 """The table of all runs: status of each, sort and filter by config, csv and markdown out."""
 
-import re
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
 from mnist_exp.errors import ConfigError
-
 from mnist_exp.summarize import collect
 from mnist_exp.summarize import main as summarize_main
 from tests.helpers import HOLD_LOCK, fake_run, outputs
@@ -40,19 +39,28 @@ def test_sort_and_filter_by_group_option_and_config_value(tmp_path, capsys):
     assert summarize_main([str(out), "--sort", "test_acc"]) == 0
     assert [r["test_acc"] for r in read_rows(out / "runs.csv")][:2] == ["0.96", "0.95"]
     assert summarize_main([str(out), "--where", "optimizer=sgd"]) == 0
-    assert {r["run"].split("/")[-1] for r in read_rows(out / "runs.csv")} == {"0_model.channels=32", "1_model.channels=64"}
+    assert {r["run"].split("/")[-1] for r in read_rows(out / "runs.csv")} == {
+        "0_model.channels=32",
+        "1_model.channels=64",
+    }
     assert summarize_main([str(out), "--where", "optimizer=sgd", "--where", "model.channels=32"]) == 0
     assert [r["status"] for r in read_rows(out / "runs.csv")] == ["ok"]
-    for args, error in [(["--where", "optimizer=rmsprop"], "no runs (dirs with .hydra/overrides.yaml) found that match"),
-                        (["--sort", "nonsense"], "--sort nonsense: not a column; choose from started, run")]:
+    for args, error in [
+        (["--where", "optimizer=rmsprop"], "no runs (dirs with .hydra/overrides.yaml) found that match"),
+        (["--sort", "nonsense"], "--sort nonsense: not a column; choose from started, run"),
+    ]:
         with pytest.raises(ConfigError, match=re.escape(error)):  # the front door says it in one line
             summarize_main([str(out), *args])
 
 
 def test_a_sweep_job_still_going_is_running_and_a_killed_one_is_stopped(tmp_path):
-    jobs = [fake_run(tmp_path / f"{n}_seed={n}", [f"seed={n}"], {}, {}, metrics=m, last_ckpt=n == 2)
-            for n, m in ((0, {"val/acc_best": 0.9, "test/acc": 0.91}), (1, None), (2, None))]
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(jobs[1])], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    jobs = [
+        fake_run(tmp_path / f"{n}_seed={n}", [f"seed={n}"], {}, {}, metrics=m, last_ckpt=n == 2)
+        for n, m in ((0, {"val/acc_best": 0.9, "test/acc": 0.91}), (1, None), (2, None))
+    ]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(jobs[1])], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline() == "held\n"
         rows = collect(tmp_path)

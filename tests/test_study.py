@@ -26,31 +26,48 @@ from mnist_exp.study import (
     optuna,  # after the study module has quieted SQLAlchemy's 2.0 warning
     with_retries,
 )
-from tests.postgres import postgres_server, server_binaries
+from tests.postgres import postgres_server, require_server_binaries
 
 # A trial of a few batches on the synthetic digits: the sweeps here measure the study, not the model.
-QUICK_TRIAL = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
-               "trainer.accelerator=cpu", "callbacks.test_report.mistakes=4"]
+QUICK_TRIAL = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=1",
+    "trainer.accelerator=cpu",
+    "callbacks.test_report.mistakes=4",
+]
 
 
 @pytest.fixture(scope="module")
 def server():
-    if server_binaries() is None:
-        pytest.skip("PostgreSQL server binaries not found (scripts/test.sh installs the postgresql package when it can; "
-                    "or set MNIST_EXP_PG_BIN to a dir holding initdb)")
+    require_server_binaries()
     with postgres_server() as running:
         yield running
 
 
 def sweep_args(synthetic, sweep_dir: Path, storage: str, study: str, n_trials: int, *extra: str) -> list[str]:
-    return [*synthetic.overrides(), *QUICK_TRIAL, "hparams_search=optuna", f"hydra.sweeper.n_trials={n_trials}",
-            f"hydra.sweeper.study_name={study}", f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep_dir}", *extra]
+    return [
+        *synthetic.overrides(),
+        *QUICK_TRIAL,
+        "hparams_search=optuna",
+        f"hydra.sweeper.n_trials={n_trials}",
+        f"hydra.sweeper.study_name={study}",
+        f"hydra.sweeper.storage={storage}",
+        f"hydra.sweep.dir={sweep_dir}",
+        *extra,
+    ]
 
 
 def sweep(*args, env: dict | None = None) -> subprocess.Popen:
     """A sweep worker in a process of its own, started now (sweep_args' arguments)."""
-    return subprocess.Popen([sys.executable, "-m", "mnist_exp", *sweep_args(*args)], cwd=PROJECT_ROOT,
-                            env={**os.environ, **(env or {})}, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mnist_exp", *sweep_args(*args)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **(env or {})},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def sweep_here(*args) -> tuple[int, str]:
@@ -115,8 +132,11 @@ def test_two_workers_share_one_postgres_study_and_a_rerun_adds_new_points(server
     # the whole study, all workers, in one command
     from tests.helpers import run_cli
 
-    summary = run_cli(["--storage", with_password, "--study", "shared", str(tmp_path / "study")],
-                      module="mnist_exp.summarize", env={"COLUMNS": "250"})
+    summary = run_cli(
+        ["--storage", with_password, "--study", "shared", str(tmp_path / "study")],
+        module="mnist_exp.summarize",
+        env={"COLUMNS": "250"},
+    )
     assert summary.returncode == 0, summary.stderr
     rows = read_csv(tmp_path / "study" / "study.csv")
     assert len(rows) == 8 and len({r["worker"] for r in rows}) == 3 and {r["state"] for r in rows} == {"complete"}
@@ -124,7 +144,11 @@ def test_two_workers_share_one_postgres_study_and_a_rerun_adds_new_points(server
 
     # the password: in no log, summary or output; with PGPASSWORD in no file at all
     said = out1 + out2 + out3 + summary.stdout + summary.stderr
-    written = [p for p in tmp_path.rglob("*") if p.is_file() and (p.suffix in (".log", ".csv", ".md") or p.name == "optimization_results.yaml")]
+    written = [
+        p
+        for p in tmp_path.rglob("*")
+        if p.is_file() and (p.suffix in (".log", ".csv", ".md") or p.name == "optimization_results.yaml")
+    ]
     assert written and server.password not in said
     assert not [p for p in written if server.password in p.read_text(errors="replace")]
     assert not [p for p in (tmp_path / "w2").rglob("*") if p.is_file() and server.password.encode() in p.read_bytes()]
@@ -133,9 +157,21 @@ def test_two_workers_share_one_postgres_study_and_a_rerun_adds_new_points(server
 
 @pytest.mark.slow
 def test_a_killed_worker_leaves_no_trial_running(server, synthetic, tmp_path):
-    storage, beat = server.url(with_password=True), ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2"]
-    doomed = sweep(synthetic, tmp_path / "killed", storage, "killed", 1, *beat, "trainer.max_epochs=200",
-                   "trainer.limit_train_batches=1.0", "trainer.limit_val_batches=1.0")
+    storage, beat = (
+        server.url(with_password=True),
+        ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2"],
+    )
+    doomed = sweep(
+        synthetic,
+        tmp_path / "killed",
+        storage,
+        "killed",
+        1,
+        *beat,
+        "trainer.max_epochs=200",
+        "trainer.limit_train_batches=1.0",
+        "trainer.limit_val_batches=1.0",
+    )
     deadline = time.monotonic() + 120
     while not (tmp_path / "killed").is_dir() or not [p for p in (tmp_path / "killed").glob("0_*/*.log")]:
         assert doomed.poll() is None and time.monotonic() < deadline, "the first worker never started its trial"
@@ -167,8 +203,11 @@ def create_study_at_once(url: str, barrier) -> str:
     barrier.wait()
     try:
         storage = open_storage(url, 60, 120)
-        with_retries(functools.partial(optuna.create_study, study_name="raced", storage=storage, load_if_exists=True),
-                     "create the study", url)
+        with_retries(
+            functools.partial(optuna.create_study, study_name="raced", storage=storage, load_if_exists=True),
+            "create the study",
+            url,
+        )
         return "ok"
     except Exception as error:
         return f"{type(error).__name__}: {error}"
@@ -187,8 +226,7 @@ def test_workers_creating_the_schema_at_once_do_not_crash(tmp_path):
     # (UniqueViolation on pg_type_typname_nsp_index, or DuplicateTable "studies"); on a fresh SQLite file
     # two sweeps once failed with "table study_directions already exists".
     assert create_studies_at_once(f"sqlite:///{tmp_path / 'fresh.db'}") == ["ok"] * 4
-    if server_binaries() is None:
-        pytest.skip("PostgreSQL server binaries not found")
+    require_server_binaries()
     with postgres_server() as fresh:  # a fresh server: the schema does not exist yet
         assert create_studies_at_once(fresh.url(with_password=True)) == ["ok"] * 4
 
@@ -209,9 +247,20 @@ def make_sweeper(storage=None) -> OptunaStudySweeperImpl:
     from omegaconf import OmegaConf
 
     sampler = OmegaConf.create({"_target_": "optuna.samplers.RandomSampler", "seed": 0})
-    return OptunaStudySweeperImpl(sampler=sampler, heartbeat_interval=None, grace_period=None, direction="maximize",
-                                  storage=storage, study_name="s", n_trials=3, n_jobs=1, max_failure_rate=1.0,
-                                  search_space=None, custom_search_space=None, params=None)
+    return OptunaStudySweeperImpl(
+        sampler=sampler,
+        heartbeat_interval=None,
+        grace_period=None,
+        direction="maximize",
+        storage=storage,
+        study_name="s",
+        n_trials=3,
+        n_jobs=1,
+        max_failure_rate=1.0,
+        search_space=None,
+        custom_search_space=None,
+        params=None,
+    )
 
 
 def test_a_point_already_tried_is_not_run_again():
@@ -238,5 +287,7 @@ def test_a_grid_sampler_is_refused_in_one_line():
 
     sweeper = make_sweeper()
     sweeper.sampler = OmegaConf.create({"_target_": "optuna.samplers.GridSampler", "_partial_": True})
-    with pytest.raises(StudyError, match=r"hydra/sweeper/sampler=grid: use the basic sweeper for grids \(-m key=a,b,c\)"):
+    with pytest.raises(
+        StudyError, match=r"hydra/sweeper/sampler=grid: use the basic sweeper for grids \(-m key=a,b,c\)"
+    ):
         sweeper.sweep([])

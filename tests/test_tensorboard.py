@@ -20,14 +20,33 @@ LEFT_OUT = ("paths.", "callbacks.", "logger.", "hydra", "_target_", "dirpath", "
 def test_hparams_are_the_experiment_with_the_runs_own_overrides_first():
     overrides = ["optimizer=sgd", "model.channels=32", "experiment=fast"]
     cfg = compose(overrides)
-    choices = {"experiment": "fast", "optimizer": "sgd", "model": "cnn", "data": "mnist", "scheduler": "onecycle",
-               "trainer": "default", "logger": "tensorboard", "callbacks": "default", "paths": "default",
-               "hydra/launcher": "basic"}
+    choices = {
+        "experiment": "fast",
+        "optimizer": "sgd",
+        "model": "cnn",
+        "data": "mnist",
+        "scheduler": "onecycle",
+        "trainer": "default",
+        "logger": "tensorboard",
+        "callbacks": "default",
+        "paths": "default",
+        "hydra/launcher": "basic",
+    }
     params = experiment_params(cfg, choices, ["optimizer", "model.channels", "experiment"], "32-true")
     assert list(params)[:3] == ["optimizer", "model.channels", "experiment"]
     assert params["optimizer"] == "sgd" and params["model.channels"] == 32 and params["experiment"] == "fast"
-    assert {"optimizer.lr", "optimizer.momentum", "scheduler.scheduler.max_lr", "data.batch_size", "seed",
-            "trainer.max_epochs", "module.label_smoothing", "model", "scheduler", "trainer.precision"} <= set(params)
+    assert {
+        "optimizer.lr",
+        "optimizer.momentum",
+        "scheduler.scheduler.max_lr",
+        "data.batch_size",
+        "seed",
+        "trainer.max_epochs",
+        "module.label_smoothing",
+        "model",
+        "scheduler",
+        "trainer.precision",
+    } <= set(params)
     assert not [key for key in params if any(part in key for part in LEFT_OUT)]
     assert "logger" not in params and "callbacks" not in params and "paths" not in params
     assert all(isinstance(value, (bool, int, float, str)) for value in params.values())
@@ -41,8 +60,9 @@ def free_port() -> int:
 
 def ask(port: int, path: str, body: dict | None = None):
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
-                                     headers={"Content-Type": "application/json"} if data else {})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=data, headers={"Content-Type": "application/json"} if data else {}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -53,8 +73,21 @@ def tensorboard_server(tmp_path):
     port, started = free_port(), []
 
     def start(logdir: Path) -> int:
-        command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
-                   "--port", str(port), "--load_fast", "false", "--reload_interval", "1"]
+        command = [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(logdir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--load_fast",
+            "false",
+            "--reload_interval",
+            "1",
+        ]
         started.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "tb.log", "w")))
         return port
 
@@ -97,8 +130,17 @@ def test_a_sweeps_hparams_table_shows_its_swept_keys_and_metrics_first(synthetic
     experiment = ask(port, "/data/plugin/hparams/experiment", {"experimentName": ""})
     columns = [info["name"] for info in experiment["hparamInfos"]]
     assert columns[0] == "model.channels"  # the swept key leads
-    assert {"optimizer", "model", "scheduler", "data", "optimizer.lr", "data.batch_size", "seed", "trainer.max_epochs",
-            "trainer.precision"} <= set(columns)
+    assert {
+        "optimizer",
+        "model",
+        "scheduler",
+        "data",
+        "optimizer.lr",
+        "data.batch_size",
+        "seed",
+        "trainer.max_epochs",
+        "trainer.precision",
+    } <= set(columns)
     assert not [c for c in columns if any(part in c for part in LEFT_OUT)], columns
     assert len(columns) < 40
     metric_names = [info["name"]["tag"] for info in experiment["metricInfos"]]
@@ -110,5 +152,7 @@ def test_a_sweeps_hparams_table_shows_its_swept_keys_and_metrics_first(synthetic
         assert served[-1][2] == pytest.approx(metrics["test/acc"], abs=1e-6)
 
     layout = ask(port, "/data/plugin/custom_scalars/layout")
-    charts = {chart["title"]: chart["multiline"]["tag"] for category in layout["category"] for chart in category["chart"]}
+    charts = {
+        chart["title"]: chart["multiline"]["tag"] for category in layout["category"] for chart in category["chart"]
+    }
     assert charts == {"loss": ["^train/loss$", "^val/loss$"], "accuracy": ["^train/acc$", "^val/acc$"]}

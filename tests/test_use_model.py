@@ -32,8 +32,10 @@ def test_training_runs_log_the_test_report(synthetic_run):
 def test_evaluate_writes_every_artifact_and_matches_the_training_test(synthetic_run, tmp_path):
     data, run_dir = synthetic_run
     out = tmp_path / "eval"
-    result = run_cli(["ckpt_path=" + best_checkpoint(run_dir), *data.overrides()[:2], data.overrides()[2], f"hydra.run.dir={out}"],
-                     module="mnist_exp.evaluate")
+    result = run_cli(
+        ["ckpt_path=" + best_checkpoint(run_dir), *data.overrides()[:2], data.overrides()[2], f"hydra.run.dir={out}"],
+        module="mnist_exp.evaluate",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "evaluation.json").read_text())
     trained = json.loads((run_dir / "metrics.json").read_text())
@@ -55,8 +57,10 @@ def test_ckpt_path_last_is_pinned_to_the_checkpoint_that_was_checked(synthetic_r
     shutil.copytree(run_dir, log_dir / "2026-11-27" / "10-31-07")
     last = log_dir / "2026-11-27" / "10-31-07" / "checkpoints" / "last.ckpt"
     out = tmp_path / "eval"
-    result = run_cli(["ckpt_path=last", *data.overrides(), f"paths.log_dir={log_dir}", f"hydra.run.dir={out}"],
-                     module="mnist_exp.evaluate")
+    result = run_cli(
+        ["ckpt_path=last", *data.overrides(), f"paths.log_dir={log_dir}", f"hydra.run.dir={out}"],
+        module="mnist_exp.evaluate",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((out / "evaluation.json").read_text())["checkpoint"] == str(last)
     assert f"ckpt_path: {last}" in (out / ".hydra" / "config.yaml").read_text()  # the run says which file `last` was
@@ -65,10 +69,15 @@ def test_ckpt_path_last_is_pinned_to_the_checkpoint_that_was_checked(synthetic_r
 def test_evaluate_refuses_a_checkpoint_that_does_not_match_the_requested_model(synthetic_run, tmp_path):
     data, run_dir = synthetic_run
     out = tmp_path / "eval"
-    result = run_cli(["ckpt_path=" + best_checkpoint(run_dir), *data.overrides(), "model.channels=32", f"hydra.run.dir={out}"],
-                     module="mnist_exp.evaluate")
+    result = run_cli(
+        ["ckpt_path=" + best_checkpoint(run_dir), *data.overrides(), "model.channels=32", f"hydra.run.dir={out}"],
+        module="mnist_exp.evaluate",
+    )
     assert result.returncode == 1
-    assert "does not match the requested model: model.channels=16 in the checkpoint but 32 requested" in result.stdout + result.stderr
+    assert (
+        "does not match the requested model: model.channels=16 in the checkpoint but 32 requested"
+        in result.stdout + result.stderr
+    )
     assert not out.exists()  # refused before Hydra made the run dir
     assert not (out / "evaluation.json").exists()
 
@@ -78,7 +87,7 @@ def test_a_file_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
     bogus.write_text("hello")
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         load_classifier(bogus)
-    with pytest.raises(CheckpointError, match="no such file"):
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
         load_classifier(tmp_path / "missing.ckpt")
 
 
@@ -125,7 +134,10 @@ def test_predict_on_rerendered_real_digits_keeps_the_checkpoint_accuracy(real_mn
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     predicted = np.array([r["digit"] for r in sorted(rows, key=lambda r: r["file"])])
     file_accuracy = float((predicted == labels).mean())
-    print(f"predict accuracy on {len(labels)} re-rendered test digits: files {file_accuracy:.4f}, tensors {tensor_accuracy:.4f}")
+    print(
+        f"predict accuracy on {len(labels)} re-rendered test digits: "
+        f"files {file_accuracy:.4f}, tensors {tensor_accuracy:.4f}"
+    )
     assert file_accuracy >= 0.97 * tensor_accuracy
 
 

@@ -16,17 +16,32 @@ BAD = [
     (["data.batch_size=0"], "data.batch_size must be an integer >= 1, got 0"),
     (["trainer.max_epochs=0"], "trainer.max_epochs must be an integer >= 1 (the run tests what it trained), got 0"),
     (["optimizer.lr=-0.1"], "optimizer.lr=-0.1 is refused by torch.optim.Adam: Invalid learning rate: -0.1"),
-    (["optimizer=sgd", "optimizer.weight_decay=-1"], "optimizer.weight_decay=-1 is refused by torch.optim.SGD: Invalid weight_decay value: -1"),
-    (["scheduler=step", "scheduler.scheduler.step_size=0"], "scheduler.scheduler.step_size=0 is refused by torch.optim.lr_scheduler.StepLR: integer modulo by zero"),
+    (
+        ["optimizer=sgd", "optimizer.weight_decay=-1"],
+        "optimizer.weight_decay=-1 is refused by torch.optim.SGD: Invalid weight_decay value: -1",
+    ),
+    (
+        ["scheduler=step", "scheduler.scheduler.step_size=0"],
+        "scheduler.scheduler.step_size=0 is refused by torch.optim.lr_scheduler.StepLR: integer modulo by zero",
+    ),
     (["model.dropout=1.0"], "model.dropout must be a number in [0, 1), got 1.0"),
     (["model.dropout=-0.2"], "model.dropout must be a number in [0, 1), got -0.2"),
-    (["data.val_size=60000"], "data.val_size must be smaller than the 60000 training images (data.train_size), got 60000"),
-    (["trainer.accelerator=tpuu"], "trainer.accelerator='tpuu' is refused by pytorch_lightning.Trainer: You selected an "
-                                   "invalid accelerator name: `accelerator='tpuu'`"),
+    (
+        ["data.val_size=60000"],
+        "data.val_size must be smaller than the 60000 training images (data.train_size), got 60000",
+    ),
+    (
+        ["trainer.accelerator=tpuu"],
+        "trainer.accelerator='tpuu' is refused by pytorch_lightning.Trainer: You selected an "
+        "invalid accelerator name: `accelerator='tpuu'`",
+    ),
     (["model.channels=abc"], "model.channels must be an integer >= 1, got 'abc'"),
     (["data.batch_size=2.5"], "data.batch_size must be an integer >= 1, got 2.5"),
     (["model.batch_norm=yes"], "model.batch_norm must be true or false, got 'yes'"),
-    (["trainer.precision=8-bit"], "trainer.precision='8-bit' is refused by pytorch_lightning.Trainer: Precision '8-bit' is invalid"),
+    (
+        ["trainer.precision=8-bit"],
+        "trainer.precision='8-bit' is refused by pytorch_lightning.Trainer: Precision '8-bit' is invalid",
+    ),
     (["trainer.limit_train_batches=-1"], "invalid value -1 for limit_train_batches"),
     (["transforms.std=0"], "transforms.std must be a number > 0 or a list of them, got 0"),
     (["module.label_smoothing=1.5"], "module.label_smoothing must be a number in [0, 1), got 1.5"),
@@ -45,7 +60,9 @@ def test_bad_value_is_refused_in_one_line_before_anything_is_written(overrides, 
     """In-process, as `mnist-exp OVERRIDES` runs (mnist_exp/cli.py): one line, exit 1, nothing written."""
     log_dir, data_dir = tmp_path / "outputs", tmp_path / "data"
     GlobalHydra.instance().clear()
-    monkeypatch.setattr(sys, "argv", ["mnist-exp", *overrides, f"paths.log_dir={log_dir}", f"paths.data_dir={data_dir}"])
+    monkeypatch.setattr(
+        sys, "argv", ["mnist-exp", *overrides, f"paths.log_dir={log_dir}", f"paths.data_dir={data_dir}"]
+    )
     monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
     with pytest.raises(SystemExit) as stopped:
         cli.train()
@@ -61,7 +78,10 @@ def test_bad_value_is_refused_in_one_line_before_anything_is_written(overrides, 
 def test_a_sweep_with_a_bad_base_value_starts_no_job(tmp_path):
     sweep = tmp_path / "sweep"
     result = run_cli(["-m", "optimizer.lr=-1", "model.channels=8,16", f"hydra.sweep.dir={sweep}"])
-    assert result.returncode == 1 and "Error: optimizer.lr=-1 is refused by torch.optim.Adam: Invalid learning rate: -1" in result.stderr
+    assert (
+        result.returncode == 1
+        and "Error: optimizer.lr=-1 is refused by torch.optim.Adam: Invalid learning rate: -1" in result.stderr
+    )
     assert not sweep.exists()
 
 

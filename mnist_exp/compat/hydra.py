@@ -11,6 +11,9 @@ def group_option_targets(group: str, config_sources: Any) -> set[str]:
     (hydra.runtime.config_sources: the project's conf/ and every hydra.searchpath dir)."""
     from hydra._internal.config_repository import ConfigRepository
     from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # registers the config sources (file://, pkg://) as a Hydra app's start does
 
     search_path = ConfigSearchPathImpl()
     for source in config_sources:

@@ -13,8 +13,8 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from mnist_exp.config import command
 from mnist_exp.checkpoints import resolve
+from mnist_exp.config import command
 from mnist_exp.rundirs import write_json_atomically
 
 
@@ -32,7 +32,9 @@ def evaluate(cfg: DictConfig) -> dict:
     datamodule = built("data", cfg, instantiate)  # uint8 batches: the checkpoint's own transform normalizes them
     report = TestReport(mistakes=cfg.mistakes)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
-    trainer = built("trainer", cfg, lambda tree: trainer_from({**tree, "enable_checkpointing": False}, [report], loggers))
+    trainer = built(
+        "trainer", cfg, lambda tree: trainer_from({**tree, "enable_checkpointing": False}, [report], loggers)
+    )
     tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     results = {
         "checkpoint": str(checkpoint.path),

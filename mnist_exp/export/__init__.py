@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from mnist_exp.config import command
 from mnist_exp.checks import check_required
+from mnist_exp.config import command
 from mnist_exp.errors import ConfigError
 from mnist_exp.rundirs import write_atomically
 
@@ -53,12 +53,19 @@ def write_model(model: nn.Module, fmt: str, tmp: Path, opset: int, input_shape: 
 
     example = torch.zeros(2, *input_shape)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch marks TorchScript and the classic ONNX exporter as legacy
+        warnings.simplefilter(
+            "ignore", FutureWarning
+        )  # torch marks TorchScript and the classic ONNX exporter as legacy
         warnings.simplefilter("ignore", DeprecationWarning)
         if fmt == "onnx":
             torch.onnx.export(
-                model, (example,), str(tmp), dynamo=False, opset_version=opset,
-                input_names=["images"], output_names=["probabilities"],
+                model,
+                (example,),
+                str(tmp),
+                dynamo=False,
+                opset_version=opset,
+                input_names=["images"],
+                output_names=["probabilities"],
                 dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}},
             )
         else:
@@ -68,7 +75,10 @@ def write_model(model: nn.Module, fmt: str, tmp: Path, opset: int, input_shape: 
 @command("export")
 def main(cfg: DictConfig) -> None:
     check_required(cfg)
-    target, (channels, height, width), classes = export(cfg.ckpt_path, cfg.format, cfg.output, cfg.opset, cfg.paths.log_dir)
-    print(f"Wrote {target} ({cfg.format}): float32 images [N, {channels}, {height}, {width}], pixels 0..255 "
-          f"-> probabilities [N, {classes}]")
-
+    target, (channels, height, width), classes = export(
+        cfg.ckpt_path, cfg.format, cfg.output, cfg.opset, cfg.paths.log_dir
+    )
+    print(
+        f"Wrote {target} ({cfg.format}): float32 images [N, {channels}, {height}, {width}], pixels 0..255 "
+        f"-> probabilities [N, {classes}]"
+    )

@@ -28,12 +28,22 @@ class CNN(nn.Module):
         image_size: int = 28,
     ):
         super().__init__()
-        sizes = (("channels", channels), ("hidden", hidden), ("convs_per_block", convs_per_block), ("num_classes", num_classes),
-                 ("in_channels", in_channels), ("image_size", image_size))
+        sizes = (
+            ("channels", channels),
+            ("hidden", hidden),
+            ("convs_per_block", convs_per_block),
+            ("num_classes", num_classes),
+            ("in_channels", in_channels),
+            ("image_size", image_size),
+        )
         for key, value in sizes:
             require(is_int(value) and value >= 1, f"model.{key}", "an integer >= 1", value)
-        require(is_int(kernel_size) and kernel_size >= 1 and kernel_size % 2 == 1, "model.kernel_size",
-                "an odd integer >= 1 (padding keeps the size)", kernel_size)
+        require(
+            is_int(kernel_size) and kernel_size >= 1 and kernel_size % 2 == 1,
+            "model.kernel_size",
+            "an odd integer >= 1 (padding keeps the size)",
+            kernel_size,
+        )
         require(is_number(dropout) and 0.0 <= dropout < 1.0, "model.dropout", "a number in [0, 1)", dropout)
         require(isinstance(batch_norm, bool), "model.batch_norm", "true or false", batch_norm)
         pooled = image_size // 4  # two 2x2 max-pools
@@ -41,7 +51,11 @@ class CNN(nn.Module):
         def block(c_in: int, c_out: int) -> list[nn.Module]:
             layers = []
             for i in range(convs_per_block):
-                layers.append(nn.Conv2d(c_in if i == 0 else c_out, c_out, kernel_size, padding=kernel_size // 2, bias=not batch_norm))
+                layers.append(
+                    nn.Conv2d(
+                        c_in if i == 0 else c_out, c_out, kernel_size, padding=kernel_size // 2, bias=not batch_norm
+                    )
+                )
                 layers += [nn.BatchNorm2d(c_out), nn.ReLU()] if batch_norm else [nn.ReLU()]
             return [*layers, nn.MaxPool2d(2)]
 

@@ -15,8 +15,8 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from mnist_exp.data.transforms import BatchTransform
 from mnist_exp.errors import is_int, is_number, require
-from mnist_exp.models.shapes import MNIST_INPUT_SHAPE
 from mnist_exp.models.schedules import make_scheduler
+from mnist_exp.models.shapes import MNIST_INPUT_SHAPE
 
 STAGES = ("train", "val", "test")
 
@@ -84,7 +84,12 @@ class DigitClassifier(pl.LightningModule):
             export can rebuild everything from it alone.
         """
         super().__init__()
-        require(is_number(label_smoothing) and 0.0 <= label_smoothing < 1.0, "module.label_smoothing", "a number in [0, 1)", label_smoothing)
+        require(
+            is_number(label_smoothing) and 0.0 <= label_smoothing < 1.0,
+            "module.label_smoothing",
+            "a number in [0, 1)",
+            label_smoothing,
+        )
         require(is_int(tta_shifts) and tta_shifts >= 0, "module.tta_shifts", "an integer >= 0", tta_shifts)
         self.transform = transforms or BatchTransform(**(normalization or {"mean": 0.5, "std": 0.5}))
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "transforms"], logger=False)
@@ -193,7 +198,7 @@ class DigitClassifier(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": make_scheduler(self.scheduler_config, optimizer, steps)}
 
     @classmethod
-    def from_checkpoint(cls, checkpoint) -> "DigitClassifier":
+    def from_checkpoint(cls, checkpoint) -> DigitClassifier:
         """The trained classifier from a checkpoint (a checkpoints.Checkpoint, read and checked once): its
         network from the model config saved inside, every other argument from its saved hyperparameters."""
         from hydra.utils import instantiate
@@ -209,10 +214,14 @@ class DigitClassifier(pl.LightningModule):
         try:
             module = cls(net, optimizer=None, **hparams)
         except TypeError as error:  # saved by another version of this class
-            raise CheckpointError(f"ckpt_path={checkpoint.path}: its saved hyperparameters do not fit {cls.__name__} ({error})") from None
+            raise CheckpointError(
+                f"ckpt_path={checkpoint.path}: its saved hyperparameters do not fit {cls.__name__} ({error})"
+            ) from None
         try:
             module.load_state_dict(checkpoint.contents["state_dict"])
         except RuntimeError as error:
             first = str(error).strip().splitlines()[0]
-            raise CheckpointError(f"ckpt_path={checkpoint.path}: weights do not fit the model config inside it ({first})") from None
+            raise CheckpointError(
+                f"ckpt_path={checkpoint.path}: weights do not fit the model config inside it ({first})"
+            ) from None
         return module.eval()

@@ -15,15 +15,15 @@ import glob
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from omegaconf import DictConfig, ListConfig
 from rich.markup import escape
 
-from mnist_exp.config import command
 from mnist_exp.checks import check_required
+from mnist_exp.config import command
 from mnist_exp.errors import ConfigError, FailedItemsError
 from mnist_exp.images import IMAGE_SUFFIXES, ImageError, load_digit, shown_path
 from mnist_exp.models.shapes import MNIST_INPUT_SHAPE
@@ -83,12 +83,12 @@ def predict_files(module, files: list[Path], top_k: int, batch_size: int) -> Ite
                 rows.append({"file": shown_path(path), "error": str(error)})
         if digits:
             probabilities = module.predict_proba(torch.from_numpy(np.stack(digits))).cpu()
-            for i, p in zip(where, probabilities):
+            for i, p in zip(where, probabilities, strict=False):
                 best = p.topk(min(top_k, len(p)))
                 rows[i].update(
                     digit=int(best.indices[0]),
                     probability=round(float(best.values[0]), 6),
-                    top_k=[[int(d), round(float(v), 6)] for d, v in zip(best.indices, best.values)],
+                    top_k=[[int(d), round(float(v), 6)] for d, v in zip(best.indices, best.values, strict=False)],
                     probabilities=[round(float(v), 6) for v in p],
                 )
         yield from rows
@@ -103,7 +103,9 @@ def print_table(rows: list[dict], total: int) -> None:
 
     console = Console(stderr=True)
     if total > TABLE_ROWS:
-        console.print(f"{total} files; the table is left out above {TABLE_ROWS} rows (the JSON lines have every result)")
+        console.print(
+            f"{total} files; the table is left out above {TABLE_ROWS} rows (the JSON lines have every result)"
+        )
         return
     table = Table(title="predictions", title_justify="left")
     for column in ("file", "digit", "probability", "top-k"):
@@ -153,8 +155,10 @@ def predict(cfg: DictConfig) -> int:
         print(f"ckpt_path=last: {checkpoint.path}", file=sys.stderr)
     input_shape = checkpoint.hparams.get("input_shape", MNIST_INPUT_SHAPE)
     if input_shape != MNIST_INPUT_SHAPE:
-        raise ConfigError(f"ckpt_path={checkpoint.path}: its model takes {input_shape} images; predict makes "
-                          "MNIST-style 1 x 28 x 28 digits from image files (export the model to feed it your own)")
+        raise ConfigError(
+            f"ckpt_path={checkpoint.path}: its model takes {input_shape} images; predict makes "
+            "MNIST-style 1 x 28 x 28 digits from image files (export the model to feed it your own)"
+        )
     from mnist_exp.models import DigitClassifier
 
     module = DigitClassifier.from_checkpoint(checkpoint).to(cfg.device)
@@ -205,4 +209,3 @@ def translate_flags(argv: list[str]) -> list[str]:
         out.append(f"top_k={arg.split('=', 1)[1]}" if arg.startswith("--top-k=") else arg)
         i += 1
     return out
-

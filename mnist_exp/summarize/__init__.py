@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -52,7 +51,9 @@ def status_of(run_dir: Path) -> tuple[str, dict]:
     from mnist_exp.rundirs import is_running
 
     metrics_file, failure_file = run_dir / "metrics.json", run_dir / "failure.json"
-    failed = failure_file.exists() and (not metrics_file.exists() or failure_file.stat().st_mtime >= metrics_file.stat().st_mtime)
+    failed = failure_file.exists() and (
+        not metrics_file.exists() or failure_file.stat().st_mtime >= metrics_file.stat().st_mtime
+    )
     if failed:
         failure = json.loads(failure_file.read_text())
         return f"failed: {failure['error']}", {"wall_seconds": failure.get("wall_seconds", "")}
@@ -83,7 +84,9 @@ def sort_rows(rows: list[dict], key: str = METRIC) -> list[dict]:
     order = {"ok": 0, "running": 1}
     numeric = any(isinstance(r.get(key), (int, float)) for r in rows)
     if numeric:
-        return sorted(rows, key=lambda r: (order.get(r["status"], 2), -(r.get(key) or 0.0), str(r.get("run", r.get("job")))))
+        return sorted(
+            rows, key=lambda r: (order.get(r["status"], 2), -(r.get(key) or 0.0), str(r.get("run", r.get("job"))))
+        )
     return sorted(rows, key=lambda r: (str(r.get(key, "")), order.get(r["status"], 2)))
 
 
@@ -135,7 +138,11 @@ def collect_runs(root: str | Path, where: dict[str, str] | None = None, sort: st
             continue
         if not matches(run_dir, hydra.get("runtime", {}).get("choices", {}), where or {}):
             continue
-        started = (run_dir / ".hydra" / "config.yaml").stat().st_mtime if (run_dir / ".hydra" / "config.yaml").exists() else overrides_file.stat().st_mtime
+        started = (
+            (run_dir / ".hydra" / "config.yaml").stat().st_mtime
+            if (run_dir / ".hydra" / "config.yaml").exists()
+            else overrides_file.stat().st_mtime
+        )
         row = run_row(run_dir, RUN_COLUMNS)
         row.update(started=time.strftime("%Y-%m-%d %H:%M", time.localtime(started)), run=str(run_dir.relative_to(root)))
         rows.append(row)
@@ -162,8 +169,10 @@ def swept_parameters(rows: list[dict]) -> dict[str, list[str]]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
-    parsed = [{o.key_or_group: o.get_value_element_as_str() for o in parser.parse_overrides(row["_overrides"])}
-              for row in rows]
+    parsed = [
+        {o.key_or_group: o.get_value_element_as_str() for o in parser.parse_overrides(row["_overrides"])}
+        for row in rows
+    ]
     for key in sorted({k for p in parsed for k in p}):
         column = [p.get(key, "") for p in parsed]
         if len(set(column)) > 1:
@@ -181,7 +190,7 @@ def plot(rows: list[dict], path: Path) -> None:
     if not done or not params:
         return
     figure, axes = plt.subplots(1, len(params), figsize=(4 * len(params), 3.2), squeeze=False)
-    for ax, (key, column) in zip(axes[0], params.items()):
+    for ax, (key, column) in zip(axes[0], params.items(), strict=False):
         metric = [r[METRIC] for r in done]
         try:
             x = [float(v) for v in column]
@@ -206,10 +215,19 @@ def print_table(rows: list[dict], title: str, columns: list[str] = COLUMNS) -> N
     shown = [c for c in columns if c != "run_dir"]  # the run dir repeats the overrides; it is in the files
     table = Table(title=title, title_justify="left")
     for column in shown:
-        table.add_column(column, overflow="fold", justify="left" if column in ("overrides", "status", "run", "started", "state", "params", "worker") else "right")
+        table.add_column(
+            column,
+            overflow="fold",
+            justify="left"
+            if column in ("overrides", "status", "run", "started", "state", "params", "worker")
+            else "right",
+        )
     for row in rows:
         style = "red" if row.get("status", row.get("state", "")).startswith(("failed", "fail")) else None
-        table.add_row(*[f"{row[c]:.4f}" if isinstance(row[c], float) and c != "wall_seconds" else str(row[c]) for c in shown], style=style)
+        table.add_row(
+            *[f"{row[c]:.4f}" if isinstance(row[c], float) and c != "wall_seconds" else str(row[c]) for c in shown],
+            style=style,
+        )
     Console().print(table)
 
 
@@ -243,7 +261,9 @@ def summarize_study(storage: str, study_name: str, out_dir: Path | None) -> int:
         write_text_atomically(out_dir / "study.csv", to_csv(rows, STUDY_COLUMNS))
         write_text_atomically(out_dir / "study.md", to_markdown(rows, STUDY_COLUMNS))
     workers = len({r["worker"] for r in rows if r["worker"]})
-    print_table(rows, f"study {study_name!r} in {masked(storage)} ({len(rows)} trials, {workers} workers)", STUDY_COLUMNS)
+    print_table(
+        rows, f"study {study_name!r} in {masked(storage)} ({len(rows)} trials, {workers} workers)", STUDY_COLUMNS
+    )
     return 0
 
 
@@ -267,7 +287,9 @@ def main(argv: list[str], prog: str = "mnist-exp-summarize") -> int:
     parser = OneLineParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dir", type=Path, nargs="?", help="a sweep dir, or any dir holding runs (e.g. outputs/)")
     parser.add_argument("--sort", default=METRIC, help=f"column to order by (default {METRIC})")
-    parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE", help="keep matching runs (repeatable)")
+    parser.add_argument(
+        "--where", action="append", default=[], metavar="KEY=VALUE", help="keep matching runs (repeatable)"
+    )
     parser.add_argument("--storage", metavar="URL", help="an Optuna study's database: summarize the whole study")
     parser.add_argument("--study", default="mnist-exp", help="the study's name, with --storage (default mnist-exp)")
     args = parser.parse_args(argv)
@@ -287,5 +309,7 @@ def main(argv: list[str], prog: str = "mnist-exp-summarize") -> int:
             raise ConfigError(f"--sort {args.sort}: not a column; choose from {', '.join(RUN_COLUMNS)}")
         rows = summarize_runs(args.dir, where, args.sort)
     if not rows:
-        raise ConfigError(f"{args.dir}: no runs (dirs with .hydra/overrides.yaml) found" + (" that match" if where else ""))
+        raise ConfigError(
+            f"{args.dir}: no runs (dirs with .hydra/overrides.yaml) found" + (" that match" if where else "")
+        )
     return 0

@@ -1,0 +1,68 @@
+"""What mnist_exp/compat/ relies on in other libraries' insides, pinned: an upgrade that moves one of
+these private names fails here, by name, before it fails a run."""
+
+from __future__ import annotations
+
+import optuna
+from omegaconf import OmegaConf
+
+from mnist_exp import CONFIG_DIR
+from mnist_exp.compat.hydra import group_option_targets
+from mnist_exp.compat.omegaconf import forget
+
+
+def test_hydra_config_repository_lists_a_groups_options_and_their_targets(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mine.yaml").write_text("_target_: my_models.Mine\n")
+    sources = [
+        {"provider": "main", "schema": "file", "path": str(CONFIG_DIR)},
+        {"provider": "user", "schema": "file", "path": str(tmp_path)},
+    ]
+    assert group_option_targets("model", sources) == {"mnist_exp.models.CNN", "my_models.Mine"}
+
+
+def test_lightning_ddp_launcher_is_the_subprocess_script_launcher():
+    from pytorch_lightning import Trainer
+
+    from mnist_exp.compat.lightning import restarts_command_line
+
+    ddp = Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_checkpointing=False)
+    single = Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False)
+    assert restarts_command_line(ddp) and not restarts_command_line(single)
+
+
+def test_summary_writer_reopens_its_file_writer_after_close(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from mnist_exp.compat.tensorboard import file_writer
+
+    writer = SummaryWriter(str(tmp_path))
+    writer.close()
+    file_writer(writer).add_summary(__import__("tensorboard").compat.proto.summary_pb2.Summary())
+    writer.close()
+    assert list(tmp_path.glob("events.out.tfevents.*"))
+
+
+def test_omegaconf_resolver_cache_is_forgotten_per_resolver():
+    calls = []
+    OmegaConf.register_new_resolver("counted_for_compat_test", lambda: calls.append(1) or len(calls), use_cache=True)
+    config = OmegaConf.create({"a": "${counted_for_compat_test:}"})
+    assert config.a == 1 and config.a == 1  # cached
+    forget(config, "counted_for_compat_test")
+    assert config.a == 2
+
+
+def test_hydra_optuna_sweeper_impl_has_what_the_study_sweeper_overrides():
+    from mnist_exp.compat.hydra_optuna_sweeper import OptunaSweeperImpl, create_params_from_overrides
+
+    for name in (
+        "setup",
+        "_configure_trials",
+        "_process_searchspace_config",
+        "_parse_sweeper_params_config",
+        "_get_directions",
+    ):
+        assert callable(getattr(OptunaSweeperImpl, name)), name
+    distributions, fixed = create_params_from_overrides(["model.channels=choice(8,16)", "seed=1"])
+    assert isinstance(distributions["model.channels"], optuna.distributions.CategoricalDistribution)
+    assert fixed == {"seed": "1"}
