@@ -158,4 +158,27 @@ class ConfigCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         with escalated():
-            check_config(config, sweep_base=True)
+            check_config(first_job(config, kwargs.get("config_name") or "train"), sweep_base=True)
+
+
+def first_job(config: DictConfig, config_name: str) -> DictConfig:
+    """The sweep's first job's config, composed now, before the sweep dir exists: a misspelled swept key
+    (`-m optimzer.lr=0.1,0.2`) or a value one job needs (`+callbacks.x.step=1,2`) is known now, not by each
+    job after the sweep dir and its multirun.yaml are written. Inside the running app, Hydra's compose API
+    composes with the app's own search path."""
+    from hydra import compose
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    if not any(o.is_sweep_override() for o in overrides):
+        return config
+    first = []
+    for override in overrides:
+        if not override.is_sweep_override():
+            first.append(override.input_line)
+            continue
+        try:
+            first.append(f"{override.get_key_element()}={next(override.sweep_string_iterator())}")
+        except Exception:  # noqa: BLE001  (an interval: a search space's, left to the sweeper)
+            continue
+    return compose(config_name, overrides=first, return_hydra_config=True)

@@ -120,7 +120,11 @@ def override_line(override, others: list[str], command: Command) -> str:
 
     key = override.key_or_group
     config = compose(command.config, others)
-    parent, _, leaf = key.rpartition(".")
+    parts = key.split(".")
+    depth = 0  # the first part of the key that is not in the config
+    while depth < len(parts) - 1 and OmegaConf.is_dict(OmegaConf.select(config, ".".join(parts[: depth + 1]))):
+        depth += 1
+    parent, leaf, rest = ".".join(parts[:depth]), parts[depth], ".".join(parts[depth + 1 :])
     node = OmegaConf.select(config, parent) if parent else config
     siblings = [str(k) for k in node.keys()] if OmegaConf.is_dict(node) else []
     if override.is_add() and leaf in siblings:
@@ -129,7 +133,8 @@ def override_line(override, others: list[str], command: Command) -> str:
         return f"~{key}: there is no {key} to delete"
     match = difflib.get_close_matches(leaf, siblings, n=1)
     if match:
-        return f"{key}: no such config key; did you mean {f'{parent}.{match[0]}' if parent else match[0]}?"
+        meant = ".".join(part for part in (parent, match[0], rest) if part)
+        return f"{key}: no such config key; did you mean {meant}?"
     if parent == "trainer":  # any pytorch_lightning.Trainer argument is welcome, listed or not
         listed_or_not = "a Trainer argument that conf/trainer does not list takes a leading +"
         return f"{key}: no such config key; {listed_or_not}: +{key}=..."
@@ -166,12 +171,18 @@ def run(name: str, main: Callable[[], object]) -> None:
         fail(composition_line(error, sys.argv[1:], command))
     except MissingMandatoryValue as error:
         fail(required_line([str(error.full_key or error.key)], command))
-    except Escalated as escalated:
-        fail(
-            required_line(escalated.error.keys, command)
-            if isinstance(escalated.error, MissingKeysError)
-            else str(escalated.error)
-        )
+    except Escalated as escalated:  # out of a Hydra callback or job, as it was raised there
+        error = escalated.error
+        if isinstance(error, (ConfigCompositionException, OverrideParseException)):
+            fail(composition_line(error, sys.argv[1:], command))
+        if isinstance(error, MissingKeysError):
+            fail(required_line(error.keys, command))
+        if isinstance(error, MissingMandatoryValue):
+            fail(required_line([str(error.full_key or error.key)], command))
+        cause = expected_cause(error)
+        if cause is None:
+            raise error from None  # a bug: its own traceback
+        fail(str(cause))
     except MissingKeysError as error:
         fail(required_line(error.keys, command))
     except Exception as error:

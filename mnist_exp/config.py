@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from mnist_exp import CONFIG_DIR, PROJECT_ROOT
 from mnist_exp.errors import escalated
+from mnist_exp.logs import quiet_library_warnings
 from mnist_exp.rundirs import first_free
 
 
@@ -39,6 +40,7 @@ def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], A
     def decorate(task: Callable[[Any], Any]) -> Callable[[], Any]:
         @functools.wraps(task)
         def run_task(cfg):
+            quiet_library_warnings()
             if HydraConfig.get().mode == RunMode.MULTIRUN:
                 return task(cfg)
             with escalated():

@@ -72,8 +72,9 @@ def require(ok: bool, key: str, allowed: str, value) -> None:
 
 
 class Escalated(BaseException):
-    """Carries a command's expected error out through Hydra's job runner, which would print "Error executing
-    job with overrides: ..." above any Exception; the front door (mnist_exp/cli.py) says `error` alone."""
+    """Carries an error out through Hydra's callbacks (which turn an Exception into a warning) and its job
+    runner (which prints "Error executing job with overrides: ..." above it); the front door
+    (mnist_exp/cli.py) says an expected one alone, in one line."""
 
     def __init__(self, error: BaseException):
         super().__init__(str(error))
@@ -82,9 +83,10 @@ class Escalated(BaseException):
 
 @contextmanager
 def escalated() -> Iterator[None]:
-    """Expected errors leave the block as Escalated: for Hydra callbacks, whose errors Hydra would
-    otherwise turn into a warning and carry on, and for the job runner (mnist_exp/config.py)."""
+    """Errors leave the block as Escalated: for Hydra callbacks, whose errors Hydra would otherwise turn
+    into a warning and carry on, and for a single run's job (mnist_exp/config.py). The front door says an
+    expected one in one line and raises anything else again, with its traceback."""
     try:
         yield
-    except EXPECTED_ERRORS as error:
+    except Exception as error:
         raise Escalated(error) from error

@@ -10,3 +10,31 @@ class DropLightningTips(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith("💡 Tip:")
+
+
+# Warnings that libraries raise in every run and that no user can act on, each with the reason. Applied
+# when each command starts (mnist_exp/config.py), so that they hold however often a process runs one.
+QUIET = (
+    # Under DDP, Lightning asks for sync_dist=True on epoch-level values; ours come from torchmetrics'
+    # compute(), which has already reduced them across processes.
+    (".*when logging on epoch level in distributed setting.*", UserWarning),
+    # The module, not the data module, owns the input transform (on_after_batch_transfer): by design.
+    (".*overridden `on_after_batch_transfer` in `LightningModule`.*", UserWarning),
+    # The data is already in memory: extra loader workers only add inter-process copies.
+    (".*does not have many workers.*", UserWarning),
+    # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates.
+    (r".*isinstance\(treespec, LeafSpec\)` is deprecated.*", Warning),
+    # torch's Tensor.__array__ predates numpy 2's `copy` keyword; matplotlib warns when torchmetrics'
+    # confusion-matrix plot hands it a tensor.
+    (".*__array__ implementation doesn't accept a copy keyword.*", DeprecationWarning),
+    # A resumed run writes into its own checkpoints/ dir, which holds the stopped run's checkpoints;
+    # a new run's dir is always new (rundirs.ClaimRunDir), so this warning only ever means a resume.
+    (".*Checkpoint directory .* exists and is not empty.*", UserWarning),
+)
+
+
+def quiet_library_warnings() -> None:
+    import warnings
+
+    for message, category in QUIET:
+        warnings.filterwarnings("ignore", message=message, category=category)

@@ -183,6 +183,7 @@ class OptunaStudySweeperImpl(OptunaSweeperImpl):
     def __init__(self, sampler: DictConfig, heartbeat_interval: int | None, grace_period: int | None, **kwargs):
         super().__init__(sampler=sampler, **kwargs)  # keeps storage (the URL, or None: in memory)
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
+        self.rdb: optuna.storages.RDBStorage | None = None  # the database storage, once open_study opened it
 
     def make_sampler(self, trials_so_far: int) -> tuple[Any, str]:
         """The sampler and a line on its seed: on a database, a seed of this worker's own."""

@@ -83,6 +83,16 @@ def refuse_ddp_subprocesses_in_a_sweep(trainer) -> None:
         )
 
 
+def best_validation_accuracy(module) -> float:
+    """The best validation accuracy so far; a run resumed after its last epoch restores it from the
+    checkpoint without validating again, which torchmetrics would warn about."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*was called before the ``update`` method.*")
+        return float(module.val_acc_best.compute())
+
+
 def train(cfg: DictConfig, started: float | None = None) -> dict:
     """Fit, test the best checkpoint on the official test set, write metrics.json; return the metrics."""
     import pytorch_lightning as pl
@@ -128,7 +138,7 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
     metrics = {
         "test/acc": float(tested["test/acc"]),
         "test/loss": float(tested["test/loss"]),
-        "val/acc_best": float(module.val_acc_best.compute()),
+        "val/acc_best": best_validation_accuracy(module),
         "epochs": int(trainer.current_epoch),
         "fit_seconds": round(fit_seconds, 2),
         "checkpoint": best,

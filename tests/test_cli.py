@@ -29,6 +29,10 @@ def test_tiny_run_writes_config_events_checkpoints_and_metrics(synthetic, tmp_pa
     assert last["epoch"] == 1  # the final epoch's weights, whatever the best one was
     assert metrics["tested"] == metrics["checkpoint"]  # test_checkpoint=best by default
     assert (run_dir / ".hydra" / "config.yaml").exists() and (run_dir / ".hydra" / "overrides.yaml").exists()
+    # Files written atomically (a private temp file renamed) get the mode of every other file of the run dir.
+    mode = (run_dir / ".hydra" / "config.yaml").stat().st_mode & 0o777
+    for name in ("metrics.json", "test_report.json", "confusion_matrix.png", "checkpoints/last.ckpt"):
+        assert (run_dir / name).stat().st_mode & 0o777 == mode, name
 
     events = load_events(run_dir)
     scalars = set(events.Tags()["scalars"])

@@ -76,10 +76,18 @@ print("HEAVY", ",".join(heavy), "EXIT", code, file=sys.stderr)
 """
 
 
-# A bad value is found by building the model, so it costs torch (not Lightning); the rest costs nothing.
+# A bad model, optimizer or schedule value is found by building those (torch only: no Lightning, which
+# costs ~6 s to import on a 2-core CPU); the rest costs nothing.
 @pytest.mark.parametrize(
     "args, code, heavy",
-    [(["--help"], 0, ""), (["--cfg", "job"], 0, ""), (["optimizer=adamm"], 1, ""), (["model.channels=0"], 1, "torch")],
+    [
+        (["--help"], 0, ""),
+        (["--cfg", "job"], 0, ""),
+        (["optimizer=adamm"], 1, ""),
+        (["model.channels=0"], 1, "torch"),
+        (["optimizer.lr=-1"], 1, "torch"),
+        (["scheduler=step", "scheduler.scheduler.gamma=x"], 1, "torch"),
+    ],
 )
 def test_help_cfg_and_config_errors_import_nothing_heavy(args, code, heavy, tmp_path):
     command = [sys.executable, "-c", IMPORTS_AFTER, *args, f"paths.log_dir={tmp_path}"]

@@ -170,7 +170,7 @@ def test_last_never_picks_a_run_that_is_still_running(tmp_path):
     try:
         assert running.stdout.readline() == "held\n"
         assert find_checkpoint("last", tmp_path) == (older / "last.ckpt").resolve()
-        with pytest.raises(ConfigError, match="belongs to a run that is still running"):
+        with pytest.raises(CheckpointError, match="belongs to a run that is still running"):
             find_checkpoint(str(newer / "last.ckpt"), tmp_path)
         with pytest.raises(ConfigError, match="in use by another running process"):
             with hold_run_lock(newer.parent):

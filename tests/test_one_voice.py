@@ -71,6 +71,8 @@ MISTAKES = [
         "see https://hydra.cc/docs/advanced/override_grammar/basic/",
     ),
     ("train", ["model.channels=0"], "Error: model.channels must be an integer >= 1, got 0"),
+    ("train", ["optimizer.lr=-1"], "Error: optimizer.lr=-1 is refused by torch.optim.Adam: Invalid learning rate: -1"),
+    ("train", ["-m", "optimzer.lr=0.1,0.2"], "Error: optimzer.lr: no such config key; did you mean optimizer.lr?"),
     ("predict", ["ckpt_path=last", "inputs=x", "top_k=0"], "Error: top_k must be an integer >= 1, got 0"),
     *[
         (name, ["ckpt_path=/no/such.ckpt", *extra], "Error: ckpt_path: no such checkpoint file: /no/such.ckpt")

@@ -8,7 +8,6 @@ into normalized (and, for training, augmented) floats on the device.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -24,10 +23,6 @@ from mnist_exp.errors import ConfigError, is_int, require
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 
-# The data is already in memory: extra loader workers only add inter-process copies.
-warnings.filterwarnings("ignore", ".*does not have many workers.*")
-# Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates; nothing for users to act on.
-warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
 class TensorBatches(Dataset):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import warnings
 from functools import partial
 
 import numpy as np
@@ -19,13 +18,6 @@ from mnist_exp.models.schedules import make_scheduler
 from mnist_exp.models.shapes import MNIST_INPUT_SHAPE
 
 STAGES = ("train", "val", "test")
-
-# Under DDP, Lightning asks for sync_dist=True on epoch-level values; ours come from torchmetrics'
-# compute(), which has already reduced them across processes.
-warnings.filterwarnings("ignore", ".*when logging on epoch level in distributed setting.*")
-# The module, not the data module, owns the input transform (on_after_batch_transfer): by design, so
-# Lightning's note that it uses the module's hook says nothing a user must act on.
-warnings.filterwarnings("ignore", ".*overridden `on_after_batch_transfer` in `LightningModule`.*")
 
 
 def collect_rng_states() -> dict:
