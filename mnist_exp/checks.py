@@ -181,4 +181,5 @@ def first_job(config: DictConfig, config_name: str) -> DictConfig:
             first.append(f"{override.get_key_element()}={next(override.sweep_string_iterator())}")
         except Exception:  # noqa: BLE001  (an interval: a search space's, left to the sweeper)
             continue
-    return compose(config_name, overrides=first, return_hydra_config=True)
+    hydra_overrides = list(config.hydra.overrides.hydra)  # hydra.searchpath among them: the user's config dirs
+    return compose(config_name, overrides=[*hydra_overrides, *first], return_hydra_config=True)

@@ -30,6 +30,9 @@ QUIET = (
     # A resumed run writes into its own checkpoints/ dir, which holds the stopped run's checkpoints;
     # a new run's dir is always new (rundirs.ClaimRunDir), so this warning only ever means a resume.
     (".*Checkpoint directory .* exists and is not empty.*", UserWarning),
+    # Under bf16, Lightning's model summary estimates the size in MB at 32 bits and says so in every run;
+    # the parameter counts it prints are exact.
+    (".*is not supported by the model summary.*", UserWarning),
 )
 
 

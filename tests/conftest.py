@@ -31,10 +31,10 @@ def synthetic(tmp_path: Path) -> SyntheticData:
 
 @pytest.fixture(scope="session")
 def real_mnist_run(tmp_path_factory) -> Path:
-    """The README's train command on real MNIST for one epoch (fetching MNIST on first use); its run dir."""
+    """The README's train command, the default recipe on real MNIST (fetching MNIST on first use); its run dir."""
     run_dir = tmp_path_factory.mktemp("real") / "run"
     result = subprocess.run(
-        ["bash", "scripts/train.sh", "trainer.max_epochs=1", "trainer=cpu", f"hydra.run.dir={run_dir}"],
+        ["bash", "scripts/train.sh", "trainer=cpu", f"hydra.run.dir={run_dir}"],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

@@ -207,6 +207,8 @@ def test_use_a_model_commands_run_as_written(command, trained, tmp_path):
     extra = [f"paths.log_dir={log_dir}"] + (data_overrides if name == "evaluate" else [])
     result = run_cli([*args, *extra], cwd=tmp_path, module=f"mnist_exp.{name}")
     assert result.returncode == 0, result.stderr[-3000:]
+    if "ckpt_path=last" in args:  # each command says which file `last` was
+        assert f"ckpt_path=last: {checkpoint}" in result.stderr
     if name == "evaluate":
         assert "test accuracy" in result.stdout
     elif name == "predict":

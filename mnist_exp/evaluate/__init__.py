@@ -26,8 +26,6 @@ def evaluate(cfg: DictConfig) -> dict:
     from mnist_exp.report import TestReport
 
     pl.seed_everything(cfg.seed)
-    checkpoint = resolve(cfg.ckpt_path, cfg.paths.log_dir)
-    module = DigitClassifier.from_checkpoint(checkpoint)
     run_dir = Path(cfg.paths.output_dir)
     datamodule = built("data", cfg, instantiate)  # uint8 batches: the checkpoint's own transform normalizes them
     report = TestReport(mistakes=cfg.mistakes)
@@ -35,6 +33,8 @@ def evaluate(cfg: DictConfig) -> dict:
     trainer = built(
         "trainer", cfg, lambda tree: trainer_from({**tree, "enable_checkpointing": False}, [report], loggers)
     )
+    checkpoint = resolve(cfg.ckpt_path, cfg.paths.log_dir)  # the model loads once the rest is known to work
+    module = DigitClassifier.from_checkpoint(checkpoint)
     tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     results = {
         "checkpoint": str(checkpoint.path),
