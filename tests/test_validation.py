@@ -96,3 +96,20 @@ def test_interpolated_values_are_checked_after_resolution(tmp_path):
     cfg.model.channels = -3
     with pytest.raises(ConfigError, match="model.channels must be an integer >= 1, got -3"):
         check_config(cfg)
+
+
+def test_the_builder_builds_everything_a_run_needs_reading_nothing_and_making_no_dir(tmp_path):
+    """build.build_run, which training and the pre-run check share: every object, the schedule tried."""
+    from pytorch_lightning import Trainer
+
+    from mnist_exp.build import build_run
+    from mnist_exp.models import DigitClassifier
+
+    run_dir = tmp_path / "run"
+    cfg = compose([f"paths.data_dir={tmp_path / 'data'}"], run_dir=str(run_dir))
+    run = build_run(cfg)
+    assert isinstance(run.module, DigitClassifier) and isinstance(run.trainer, Trainer)
+    assert run.module.net is run.net and run.module.scheduler_config["interval"] == "step"
+    assert len(run.callbacks) == len(cfg.callbacks) and len(run.loggers) == len(cfg.logger)
+    assert run.datamodule.train_set is None  # nothing read
+    assert list(tmp_path.iterdir()) == []  # no dir made: not the run's, not the data's
