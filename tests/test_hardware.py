@@ -86,7 +86,6 @@ print("HEAVY", ",".join(heavy), "EXIT", code, file=sys.stderr)
         (["optimizer=adamm"], 1, ""),
         (["model.channels=0"], 1, "torch"),
         (["optimizer.lr=-1"], 1, "torch"),
-        (["scheduler=step", "scheduler.scheduler.gamma=x"], 1, "torch"),
     ],
 )
 def test_help_cfg_and_config_errors_import_nothing_heavy(args, code, heavy, tmp_path):
