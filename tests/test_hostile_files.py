@@ -188,3 +188,16 @@ def test_atomic_json_writes_leave_no_temp_files(tmp_path):
         write_json_atomically(tmp_path / "metrics.json", {"value": value})
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"value": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_an_atomic_write_gets_the_mode_of_the_files_beside_it(tmp_path):
+    """metrics.json, evaluation.json, exports: a private temp file renamed into place, then given the mode any
+    new file of the run dir has (a colleague who can read the run dir can read these too)."""
+    from mnist_exp.rundirs import write_atomically
+
+    (tmp_path / "beside.txt").write_text("x")
+    write_json_atomically(tmp_path / "metrics.json", {"a": 1})
+    write_atomically(tmp_path / "model.onnx", lambda tmp: tmp.write_bytes(b"onnx"))
+    mode = (tmp_path / "beside.txt").stat().st_mode & 0o777
+    assert {(tmp_path / n).stat().st_mode & 0o777 for n in ("metrics.json", "model.onnx")} == {mode}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["beside.txt", "metrics.json", "model.onnx"]  # no temp left

@@ -143,3 +143,12 @@ def test_shell_completion_works_for_the_installed_commands():
     assert complete("mnist-exp model.ch") == ["model.channels="]
     assert complete("mnist-exp optimizer=") == ["optimizer=adam", "optimizer=adamw", "optimizer=sgd"]
     assert complete("mnist-exp-predict to") == ["top_k="]
+
+
+def test_predict_checks_its_inputs_before_it_reads_the_checkpoint(tmp_path):
+    """A misspelled inputs dir is said at once: the (here unreadable) checkpoint is not even read."""
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(b"not read")
+    result = run_cli([f"ckpt_path={checkpoint}", f"inputs={tmp_path}/my_digitz/"], module="mnist_exp.predict")
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"Error: inputs={tmp_path}/my_digitz/: no such file or dir"
