@@ -10,8 +10,10 @@ steps the config plans, without reading any data or making any dir.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +108,23 @@ def planned_steps(cfg: DictConfig) -> int:
     return max(1, trainer.max_epochs * math.ceil(batches / (trainer.get("accumulate_grad_batches") or 1)))
 
 
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Lightning's info lines ("GPU available", ...) at WARNING for a while. Lightning sets its loggers' level
+    when it is imported: imported first, so that the levels set here hold."""
+    import pytorch_lightning  # noqa: F401
+
+    quiet = [logging.getLogger(name) for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
+
+
 @dataclass
 class Run:
     """What a run is made of."""
@@ -152,13 +171,13 @@ def build_run(
     logger_options: Callable[[dict], dict] | None = None,
     given: set[str] = frozenset(),
     sweep_base: bool = False,
+    quiet: bool = False,
 ) -> Run:
     """Build every object of a training run from its config, nothing read and no dir made (see the
     module's docstring). logger_options(a logger's config) -> extra arguments for it (a resumed run's
     purge step); given: the keys the command line set (to name the one a class refuses); sweep_base: the
     config is a sweep's base, whose sizes the jobs vary: the schedule is tried for a long run (each job
-    tries its own length when it starts)."""
-    from mnist_exp.hardware import resolve_precision
+    tries its own length when it starts); quiet: Lightning's info lines left out (the pre-run check's)."""
 
     net = built("model", cfg, instantiate, given)
     optimizer = built("optimizer", cfg, lambda tree: optimizer_factory(tree, net), given)
@@ -166,6 +185,14 @@ def build_run(
     if cfg.get("scheduler"):
         steps = 10**6 if sweep_base else planned_steps(cfg)
         scheduler = built("scheduler", cfg, lambda tree: scheduler_config(tree, optimizer, net, steps), given)
+    with quiet_lightning() if quiet else contextlib.nullcontext():
+        return build_lightning_part(cfg, net, optimizer, scheduler, logger_options, given)
+
+
+def build_lightning_part(cfg, net, optimizer, scheduler, logger_options, given) -> Run:
+    """Everything after the torch-only pieces: transform, data module, LightningModule, callbacks, loggers, Trainer."""
+    from mnist_exp.hardware import resolve_precision
+
     transforms = built("transforms", cfg, instantiate, given)
     datamodule = built("data", cfg, instantiate, given)
     module = built(

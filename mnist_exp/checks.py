@@ -9,10 +9,8 @@ building everything a run builds (mnist_exp/build.py) with nothing read and no d
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +83,7 @@ def check_config(cfg: DictConfig, sweep_base: bool = False) -> None:
     if OmegaConf.select(cfg, "module") is not None:  # a training config
         from mnist_exp.build import build_run
 
-        with quiet_lightning():
-            build_run(with_run_dir_placeholder(cfg), given=keys_given(cfg), sweep_base=sweep_base)
+        build_run(with_run_dir_placeholder(cfg), given=keys_given(cfg), sweep_base=sweep_base, quiet=True)
 
 
 def keys_given(cfg: DictConfig) -> set[str]:
@@ -98,20 +95,6 @@ def keys_given(cfg: DictConfig) -> set[str]:
     if task is None and HydraConfig.initialized():
         task = HydraConfig.get().overrides.task
     return {o.key_or_group for o in OverridesParser.create().parse_overrides(list(task or []))}
-
-
-@contextmanager
-def quiet_lightning() -> Iterator[None]:
-    """The Trainer's "GPU available" lines belong to the run itself, not to its check."""
-    quiet = [logging.getLogger(name) for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch")]
-    levels = [logger.level for logger in quiet]
-    for logger in quiet:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for logger, level in zip(quiet, levels, strict=False):
-            logger.setLevel(level)
 
 
 def writable(path: Path) -> bool:

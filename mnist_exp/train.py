@@ -21,7 +21,8 @@ from mnist_exp.config import command
 from mnist_exp.errors import ConfigError
 from mnist_exp.hardware import describe
 from mnist_exp.hparams import log_experiment
-from mnist_exp.rundirs import hold_run_lock, record_failure, write_json_atomically
+from mnist_exp.record import RunRecord
+from mnist_exp.rundirs import hold_run_lock, is_ddp_helper_process, record_failure, write_json_atomically
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,18 @@ def refuse_ddp_subprocesses_in_a_sweep(trainer) -> None:
         )
 
 
+def outcome(error: BaseException) -> str:
+    """A run's status in its record for the way it ended: a signal (SIGTERM, Ctrl+C) stops it, the rest fails it."""
+    return "stopped" if isinstance(error, (SystemExit, KeyboardInterrupt)) else "failed"
+
+
+def describe_error(error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        return f"stopped by a signal (exit status {error.code})"
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
+
+
 def best_validation_accuracy(module) -> float:
     """The best validation accuracy so far; a run resumed after its last epoch restores it from the
     checkpoint without validating again, which torchmetrics would warn about."""
@@ -93,8 +106,9 @@ def best_validation_accuracy(module) -> float:
         return float(module.val_acc_best.compute())
 
 
-def train(cfg: DictConfig, started: float | None = None) -> dict:
-    """Fit, test the best checkpoint on the official test set, write metrics.json; return the metrics."""
+def train(cfg: DictConfig, started: float | None = None, record: RunRecord | None = None) -> dict:
+    """Fit, test the best checkpoint on the official test set, write metrics.json; return the metrics.
+    `record`: the run's record (run.json), started here once the hardware and precision are known."""
     import pytorch_lightning as pl
     import torch
     from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -116,6 +130,8 @@ def train(cfg: DictConfig, started: float | None = None) -> dict:
     run.datamodule.prepare_data()  # fetch and verify before training starts
     trainer, module, datamodule = run.trainer, run.module, run.datamodule
     log.info("Precision %s (%s)", run.precision, run.precision_reason)
+    if record is not None:  # the checkpoints carry the run's provenance too
+        module.provenance = record.start(describe(trainer.strategy.root_device.type), str(run.precision))
     refuse_ddp_subprocesses_in_a_sweep(trainer)
 
     fit_started = time.perf_counter()
@@ -169,7 +185,15 @@ def main(cfg: DictConfig) -> float:
     started = time.perf_counter()
     try:
         with hold_run_lock(Path(cfg.paths.output_dir)):  # ckpt_path=last passes over a running run
-            metrics = train(cfg, started)
+            record = None if is_ddp_helper_process() else RunRecord(Path(cfg.paths.output_dir), cfg, HydraConfig.get())
+            try:
+                metrics = train(cfg, started, record)
+            except BaseException as error:
+                if record is not None:
+                    record.end(outcome(error), error=describe_error(error))
+                raise
+            if record is not None:
+                record.end("ok", metrics)
     except Exception as error:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             raise

@@ -29,6 +29,20 @@ def test_tiny_run_writes_config_events_checkpoints_and_metrics(synthetic, tmp_pa
     assert last["epoch"] == 1  # the final epoch's weights, whatever the best one was
     assert metrics["tested"] == metrics["checkpoint"]  # test_checkpoint=best by default
     assert (run_dir / ".hydra" / "config.yaml").exists() and (run_dir / ".hydra" / "overrides.yaml").exists()
+    # The run record: what ran, from which code, on what, with which outcome; the checkpoint says the same.
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "ok" and record["metrics"] == metrics and record["error"] is None
+    assert record["started"] <= record["ended"] and record["seed"] == 42
+    assert {"key": "trainer.max_epochs", "value": 2} in record["overrides"] and record["choices"]["data"] == "synthetic"
+    provenance = record["provenance"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
+    assert provenance["git"]["commit"] == head and isinstance(provenance["git"]["dirty"], bool)
+    assert {"python", "torch", "pytorch-lightning", "hydra-core", "optuna", "mnist-exp"} <= provenance[
+        "versions"
+    ].keys()
+    assert provenance["data_sha256"] == synthetic.checksums
+    assert provenance["precision"] == metrics["precision"] and provenance["hardware"] == metrics["hardware"]
+    assert last["provenance"] == provenance
     # Files written atomically (a private temp file renamed) get the mode of every other file of the run dir.
     mode = (run_dir / ".hydra" / "config.yaml").stat().st_mode & 0o777
     for name in ("metrics.json", "test_report.json", "confusion_matrix.png", "checkpoints/last.ckpt"):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 from mnist_exp import PROJECT_ROOT, cli
 from tests.helpers import TINY_RUN, compose, run_cli
@@ -91,16 +93,16 @@ def test_training_commands_compose_with_their_overrides(command):
     """In-process: -m only changes the mode, a grid's first point stands for it, flags just print."""
     args = [a for a in arguments(command) if a not in ("-m", "--multirun", "--help") and not a.startswith("--cfg")]
     args = [a for a in args if a not in ("job", "hydra", "all")]
-    overrides = [a.split("=", 1)[0] + "=" + a.split("=", 1)[1].split(",")[0] for a in args]
-    cfg = compose(overrides, return_hydra_config=True)
-    for override in overrides:
-        key, value = override.split("=", 1)
+    parsed = OverridesParser.create().parse_overrides(args)
+    first = {
+        o.get_key_element(): next(o.sweep_string_iterator()) if o.is_sweep_override() else o.value() for o in parsed
+    }
+    cfg = compose([f"{key}={value}" for key, value in first.items()], return_hydra_config=True)
+    for key, value in first.items():
         if "/" in key or "." not in key:
             continue  # a group choice: composing it is the test
-        node = cfg
-        for part in key.split("."):
-            node = node[part]
-        assert str(node) == value or float(node) == float(value), override
+        node = OmegaConf.select(cfg, key)
+        assert str(node) == str(value) or float(node) == float(value), (key, value)
 
 
 @pytest.mark.slow  # a real (tiny) run to resume
@@ -128,9 +130,14 @@ def test_resume_commands_carry_on_in_the_runs_dir_with_its_config(synthetic, tmp
 
 def test_summarize_commands_run_as_written(tmp_path, capsys):
     from mnist_exp.summarize import main as summarize_main
-    from tests.helpers import outputs
+    from tests.helpers import fake_run, outputs
 
     root = outputs(tmp_path)
+    for lr, accuracies in (("0.01", (0.9907, 0.9911)), ("0.02", (0.9912, 0.9909))):  # for --compare
+        for seed, accuracy in enumerate(accuracies):
+            metrics = {"val/acc_best": accuracy, "test/acc": accuracy, "fit_seconds": 10.0}
+            overrides = ["experiment=fast", f"optimizer.lr={lr}", f"seed={seed}"]
+            fake_run(root / "multirun" / f"lr{lr}" / str(seed), overrides, {}, {}, metrics)
     commands = of_kind("summarize")
     assert len(commands) >= 3
     for command in commands:

@@ -96,6 +96,7 @@ class DigitClassifier(pl.LightningModule):
             setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes, average="micro", validate_args=False))
             setattr(self, f"{stage}_loss", MeanMetric())
         self.val_acc_best = MaxMetric()
+        self.provenance: dict | None = None  # set by training (mnist_exp/record.py), saved in checkpoints
         # Metric states go into checkpoints, so a resumed run continues a half-done epoch's
         # accuracy and the best validation accuracy so far instead of starting them afresh.
         for metric in (self.train_acc, self.train_loss, self.val_acc_best):
@@ -176,6 +177,8 @@ class DigitClassifier(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["rng_states"] = collect_rng_states()
+        if self.provenance:  # where the run came from (mnist_exp/record.py): plain data
+            checkpoint["provenance"] = self.provenance
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Resuming a fit: continue the random streams (dropout, augmentation) where they were.

@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -35,10 +36,12 @@ from hydra.experimental.callback import Callback
 
 from mnist_exp.errors import ConfigError, Escalated, FailedItemsError
 from mnist_exp.rundirs import write_atomically, write_text_atomically
+from mnist_exp.summarize.groups import GROUP_COLUMNS, compare, comparison_lines, group_of, group_rows, seed_of
 
 COLUMNS = ["job", "overrides", "status", "val_acc_best", "test_acc", "epochs", "wall_seconds", "run_dir"]
 RUN_COLUMNS = ["started", "run", "overrides", "status", "val_acc_best", "test_acc", "epochs", "wall_seconds"]
 METRIC = "val_acc_best"
+FILE_ONLY = ["fit_seconds", "seed", "group"]  # in the csv and md files, not in the printed table
 
 
 def job_number(job_dir: Path) -> int:
@@ -47,27 +50,40 @@ def job_number(job_dir: Path) -> int:
 
 
 def status_of(run_dir: Path) -> tuple[str, dict]:
-    """(status, metrics): ok, failed: ..., running, stopped or stopped, resumable."""
+    """(status, metrics): ok, failed: ..., running, stopped or stopped, resumable. From the run's record
+    (run.json); for runs made before records, from metrics.json and failure.json."""
+    from mnist_exp.record import read_record
     from mnist_exp.rundirs import is_running
 
-    metrics_file, failure_file = run_dir / "metrics.json", run_dir / "failure.json"
-    failed = failure_file.exists() and (
-        not metrics_file.exists() or failure_file.stat().st_mtime >= metrics_file.stat().st_mtime
-    )
-    if failed:
-        failure = json.loads(failure_file.read_text())
-        return f"failed: {failure['error']}", {"wall_seconds": failure.get("wall_seconds", "")}
-    if metrics_file.exists():
-        metrics = json.loads(metrics_file.read_text())
-        return "ok", {
-            "val_acc_best": round(metrics["val/acc_best"], 6),
-            "test_acc": round(metrics["test/acc"], 6),
-            "epochs": metrics["epochs"],
-            "wall_seconds": metrics.get("wall_seconds", ""),
-        }
+    record = read_record(run_dir)
+    if record is not None:
+        if record["status"] == "ok" and record.get("metrics"):
+            return "ok", metric_columns(record["metrics"])
+        if record["status"] == "failed":
+            return f"failed: {record.get('error')}", {}
+    else:
+        metrics_file, failure_file = run_dir / "metrics.json", run_dir / "failure.json"
+        failed = failure_file.exists() and (
+            not metrics_file.exists() or failure_file.stat().st_mtime >= metrics_file.stat().st_mtime
+        )
+        if failed:
+            failure = json.loads(failure_file.read_text())
+            return f"failed: {failure['error']}", {"wall_seconds": failure.get("wall_seconds", "")}
+        if metrics_file.exists():
+            return "ok", metric_columns(json.loads(metrics_file.read_text()))
     if is_running(run_dir):
         return "running", {}
     return ("stopped, resumable" if (run_dir / "checkpoints" / "last.ckpt").is_file() else "stopped"), {}
+
+
+def metric_columns(metrics: dict) -> dict:
+    return {
+        "val_acc_best": round(metrics["val/acc_best"], 6),
+        "test_acc": round(metrics["test/acc"], 6),
+        "epochs": metrics["epochs"],
+        "fit_seconds": metrics.get("fit_seconds", ""),
+        "wall_seconds": metrics.get("wall_seconds", ""),
+    }
 
 
 def run_row(run_dir: Path, columns: list[str]) -> dict:
@@ -76,6 +92,7 @@ def run_row(run_dir: Path, columns: list[str]) -> dict:
     status, metrics = status_of(run_dir)
     row.update(overrides=",".join(overrides), status=status, **metrics)
     row["_overrides"] = overrides  # the list itself: a value may hold a comma ([8,16])
+    row.update(seed=seed_of(overrides, default="default"), group=group_of(overrides))
     return row
 
 
@@ -151,7 +168,7 @@ def collect_runs(root: str | Path, where: dict[str, str] | None = None, sort: st
 
 def to_markdown(rows: list[dict], columns: list[str] = COLUMNS) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row[c]).replace("|", "\\|") for c in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(row.get(c, "")).replace("|", "\\|") for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -181,28 +198,34 @@ def swept_parameters(rows: list[dict]) -> dict[str, list[str]]:
 
 
 def plot(rows: list[dict], path: Path) -> None:
+    """The metric against each swept key (seed aside): each point a value's mean over the runs that share it,
+    with an error bar of their standard deviation (the seeds' spread) where there are several."""
     from mnist_exp.plots import pyplot
 
     plt = pyplot()
 
     done = [r for r in rows if r["status"] == "ok"]
-    params = swept_parameters(done)
+    params = {key: column for key, column in swept_parameters(done).items() if key != "seed"}
     if not done or not params:
         return
     figure, axes = plt.subplots(1, len(params), figsize=(4 * len(params), 3.2), squeeze=False)
-    for ax, (key, column) in zip(axes[0], params.items(), strict=False):
-        metric = [r[METRIC] for r in done]
+    for ax, (key, column) in zip(axes[0], params.items(), strict=True):
+        by_value: dict[str, list[float]] = {}
+        for value, row in zip(column, done, strict=True):
+            by_value.setdefault(value, []).append(row[METRIC])
+        values = sorted(by_value)
+        means = [statistics.fmean(by_value[v]) for v in values]
+        errors = [statistics.stdev(by_value[v]) if len(by_value[v]) > 1 else 0.0 for v in values]
         try:
-            x = [float(v) for v in column]
-            ax.scatter(x, metric)
+            x = [float(v) for v in values]
             if min(x) > 0 and max(x) / min(x) >= 20:
                 ax.set_xscale("log")
         except ValueError:  # categorical values
-            labels = sorted(set(column))
-            ax.scatter([labels.index(v) for v in column], metric)
-            ax.set_xticks(range(len(labels)), labels, rotation=30)
+            x = list(range(len(values)))
+            ax.set_xticks(x, values, rotation=30)
+        ax.errorbar(x, means, yerr=errors, fmt="o", capsize=4)
         ax.set_xlabel(key)
-        ax.set_ylabel("val/acc_best")
+        ax.set_ylabel("val/acc_best (mean ± std over seeds)")
     figure.tight_layout()
     write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
     plt.close(figure)
@@ -234,20 +257,41 @@ def print_table(rows: list[dict], title: str, columns: list[str] = COLUMNS) -> N
 def summarize(sweep_dir: str | Path) -> list[dict]:
     sweep_dir = Path(sweep_dir)
     rows = collect(sweep_dir)
-    write_text_atomically(sweep_dir / "summary.csv", to_csv(rows))
-    write_text_atomically(sweep_dir / "summary.md", to_markdown(rows))
+    write_text_atomically(sweep_dir / "summary.csv", to_csv(rows, COLUMNS + FILE_ONLY))
+    write_text_atomically(sweep_dir / "summary.md", to_markdown(rows, COLUMNS + FILE_ONLY))
     plot(rows, sweep_dir / "summary.png")
     print_table(rows, f"sweep {sweep_dir} ({len(rows)} jobs)")
+    write_groups(rows, sweep_dir)
     return rows
+
+
+def write_groups(rows: list[dict], out_dir: Path) -> list[dict]:
+    """groups.csv and groups.md (runs that differ only in seed); printed when some group has replicates."""
+    groups = group_rows(rows)
+    write_text_atomically(out_dir / "groups.csv", to_csv(groups, GROUP_COLUMNS))
+    write_text_atomically(out_dir / "groups.md", to_markdown(groups, GROUP_COLUMNS))
+    if any(group["n"] > 1 for group in groups):
+        shown = [
+            "group",
+            "n",
+            "test_acc_mean",
+            "test_acc_std",
+            "test_acc_ci95",
+            "val_acc_best_mean",
+            "fit_seconds_mean",
+        ]
+        print_table(groups, f"groups of runs that differ only in seed ({len(groups)})", shown)
+    return groups
 
 
 def summarize_runs(root: str | Path, where: dict[str, str] | None = None, sort: str = METRIC) -> list[dict]:
     root = Path(root)
     rows = collect_runs(root, where, sort)
-    write_text_atomically(root / "runs.csv", to_csv(rows, RUN_COLUMNS))
-    write_text_atomically(root / "runs.md", to_markdown(rows, RUN_COLUMNS))
+    write_text_atomically(root / "runs.csv", to_csv(rows, RUN_COLUMNS + FILE_ONLY))
+    write_text_atomically(root / "runs.md", to_markdown(rows, RUN_COLUMNS + FILE_ONLY))
     filters = "".join(f", {k}={v}" for k, v in (where or {}).items())
     print_table(rows, f"runs under {root} ({len(rows)}{filters}; by {sort})", RUN_COLUMNS)
+    write_groups(rows, root)
     return rows
 
 
@@ -290,6 +334,13 @@ def main(argv: list[str], prog: str = "mnist-exp-summarize") -> int:
     parser.add_argument(
         "--where", action="append", default=[], metavar="KEY=VALUE", help="keep matching runs (repeatable)"
     )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A", "B"),
+        help='two groups by their overrides, e.g. --compare "optimizer.lr=0.001" "optimizer.lr=0.003": '
+        "the difference in test accuracy with its 95%% CI and Welch's p-value",
+    )
     parser.add_argument("--storage", metavar="URL", help="an Optuna study's database: summarize the whole study")
     parser.add_argument("--study", default="mnist-exp", help="the study's name, with --storage (default mnist-exp)")
     args = parser.parse_args(argv)
@@ -312,4 +363,7 @@ def main(argv: list[str], prog: str = "mnist-exp-summarize") -> int:
         raise ConfigError(
             f"{args.dir}: no runs (dirs with .hydra/overrides.yaml) found" + (" that match" if where else "")
         )
+    if args.compare:
+        for line in comparison_lines(compare(rows, *args.compare)):
+            print(line)
     return 0
