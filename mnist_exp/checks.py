@@ -80,6 +80,11 @@ def check_config(cfg: DictConfig, sweep_base: bool = False) -> None:
             f"paths.log_dir={log_dir} cannot be written to; choose a dir you can write (paths.log_dir=...)"
         )
     check_accelerator(OmegaConf.select(cfg, "trainer.accelerator"))
+    run_dir = OmegaConf.select(cfg, "run_dir")  # mnist-exp-reproduce: a finished run to run again
+    if run_dir is not None:
+        from mnist_exp.record import finished_run
+
+        finished_run(Path(run_dir))
     if OmegaConf.select(cfg, "module") is not None:  # a training config
         from mnist_exp.build import build_run
 

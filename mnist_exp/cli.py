@@ -44,12 +44,14 @@ COMMANDS = {
     "predict": Command("mnist_exp.predict", "mnist-exp-predict", "predict", "ckpt_path=last inputs=my_digits/"),
     "export": Command("mnist_exp.export", "mnist-exp-export", "export", "ckpt_path=last format=onnx"),
     "summarize": Command("mnist_exp.summarize", "mnist-exp-summarize", "", "outputs/"),
+    "reproduce": Command("mnist_exp.reproduce", "mnist-exp-reproduce", "reproduce", "outputs/2026-11-29/10-31-07"),
 }
 
 # A mandatory key's values, said the same way by every command.
 REQUIRED = {
     "ckpt_path": "ckpt_path=PATH (a .ckpt file) or ckpt_path=last (the newest run's last.ckpt)",
     "inputs": "inputs=FILE, a DIR, a 'GLOB' or [a.png,b.png]",
+    "run_dir": "RUN_DIR, a finished run's dir",
 }
 OVERRIDE_GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
 
@@ -192,15 +194,18 @@ def run(name: str, main: Callable[[], object]) -> None:
         fail(str(cause))
 
 
+def quoted(value: str) -> str:
+    """A Hydra override value in double quotes: a run dir's path holds '=' and ',' (its name is made of the
+    overrides), which Hydra's grammar reads as syntax."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def quote_ckpt_path(args: list[str]) -> list[str]:
-    """`ckpt_path=PATH` with PATH in quotes, so that a run dir's path (its name holds the overrides, with
-    '=' and ',') can be pasted as it is: Hydra's grammar reads those characters as syntax."""
+    """`ckpt_path=PATH` with PATH in quotes, so that a run dir's path can be pasted as it is."""
 
     def quote(arg: str) -> str:
         key, _, value = arg.partition("=")
-        if key != "ckpt_path" or not value or value[0] in "'\"":
-            return arg
-        return f'{key}="' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return arg if key != "ckpt_path" or not value or value[0] in "'\"" else f"{key}={quoted(value)}"
 
     return [quote(arg) for arg in args]
 
@@ -229,6 +234,15 @@ def export() -> None:
     from mnist_exp.export import main
 
     run("export", main)
+
+
+def reproduce() -> None:
+    from mnist_exp.reproduce import main
+
+    sys.argv[1:] = [
+        f"run_dir={quoted(arg)}" if "=" not in arg and not arg.startswith("-") else arg for arg in sys.argv[1:]
+    ]
+    run("reproduce", main)
 
 
 def summarize() -> None:

@@ -154,3 +154,20 @@ def read_record(run_dir: Path) -> dict | None:
         return json.loads(path.read_text()) if path.is_file() else None
     except (OSError, ValueError):
         return None
+
+
+def finished_run(run_dir: Path):
+    """A finished run's record and its saved config (to reproduce it); ConfigError for anything else."""
+    from omegaconf import OmegaConf
+
+    from mnist_exp.errors import ConfigError
+
+    record = read_record(run_dir)
+    config_file = Path(run_dir) / ".hydra" / "config.yaml"
+    if record is None or not config_file.is_file():
+        raise ConfigError(f"run_dir={run_dir}: not a run dir with a run record (run.json) and .hydra/config.yaml")
+    if record.get("status") != "ok" or not record.get("metrics"):
+        raise ConfigError(
+            f"run_dir={run_dir}: its run did not finish (status {record.get('status')}); nothing to compare"
+        )
+    return record, OmegaConf.load(config_file)

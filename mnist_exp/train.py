@@ -178,22 +178,31 @@ def train(cfg: DictConfig, started: float | None = None, record: RunRecord | Non
     return metrics
 
 
+def run_training(cfg: DictConfig, started: float | None = None, **noted) -> dict:
+    """train() in the run's dir, holding its lock, with its record (run.json) written at start and end;
+    `noted` goes into the record as it is (reproduce: the run it repeats)."""
+    with hold_run_lock(Path(cfg.paths.output_dir)):  # ckpt_path=last passes over a running run
+        record = None if is_ddp_helper_process() else RunRecord(Path(cfg.paths.output_dir), cfg, HydraConfig.get())
+        if record is not None:
+            record.data.update(noted)
+        try:
+            metrics = train(cfg, started, record)
+        except BaseException as error:
+            if record is not None:
+                record.end(outcome(error), error=describe_error(error))
+            raise
+        if record is not None:
+            record.end("ok", metrics)
+        return metrics
+
+
 @command("train")
 def main(cfg: DictConfig) -> float:
     """Returns the best validation accuracy: what sweeps (Optuna) maximize. Errors are raised: the front
     door (mnist_exp/cli.py) says the expected ones in one line."""
     started = time.perf_counter()
     try:
-        with hold_run_lock(Path(cfg.paths.output_dir)):  # ckpt_path=last passes over a running run
-            record = None if is_ddp_helper_process() else RunRecord(Path(cfg.paths.output_dir), cfg, HydraConfig.get())
-            try:
-                metrics = train(cfg, started, record)
-            except BaseException as error:
-                if record is not None:
-                    record.end(outcome(error), error=describe_error(error))
-                raise
-            if record is not None:
-                record.end("ok", metrics)
+        metrics = run_training(cfg, started)
     except Exception as error:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             raise

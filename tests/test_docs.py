@@ -38,7 +38,7 @@ def kind(command: str) -> str:
         return "quickstart"
     if command.startswith(("source .venv/bin/activate", "export PGPASSWORD=")) or command == COMPLETION:
         return "shell"
-    for name in ("summarize", "evaluate", "predict", "export"):
+    for name in ("summarize", "evaluate", "predict", "export", "reproduce"):
         if command.startswith((f"mnist-exp-{name}", f"python -m mnist_exp.{name}")):
             return "study-summary" if "--storage" in command else name
     if re.match(r"(mnist-exp|python -m mnist_exp)( |$)", command):
@@ -103,6 +103,19 @@ def test_training_commands_compose_with_their_overrides(command):
             continue  # a group choice: composing it is the test
         node = OmegaConf.select(cfg, key)
         assert str(node) == str(value) or float(node) == float(value), (key, value)
+
+
+@pytest.mark.slow  # a real (tiny) run, reproduced
+def test_reproduce_commands_run_as_written(synthetic, tmp_path):
+    run_dir = tmp_path / "outputs" / "2026-11-29" / "10-31-07"
+    first = run_cli([*synthetic.overrides(), *TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={run_dir}"])
+    assert first.returncode == 0, first.stderr[-2000:]
+    commands = of_kind("reproduce")
+    assert commands
+    for command in commands:
+        args = [a.replace("outputs/", f"{tmp_path}/outputs/") for a in arguments(command)]
+        result = run_cli(args, module="mnist_exp.reproduce")
+        assert result.returncode == 0 and "match: test/acc" in result.stdout, result.stderr[-2000:]
 
 
 @pytest.mark.slow  # a real (tiny) run to resume
