@@ -23,6 +23,7 @@ from mnist_exp.hardware import describe
 from mnist_exp.hparams import log_experiment
 from mnist_exp.record import RunRecord
 from mnist_exp.rundirs import hold_run_lock, is_ddp_helper_process, record_failure, write_json_atomically
+from mnist_exp.tracking import log_to_mlflow
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +131,9 @@ def train(cfg: DictConfig, started: float | None = None, record: RunRecord | Non
     run.datamodule.prepare_data()  # fetch and verify before training starts
     trainer, module, datamodule = run.trainer, run.module, run.datamodule
     log.info("Precision %s (%s)", run.precision, run.precision_reason)
-    if record is not None:  # the checkpoints carry the run's provenance too
+    if record is not None:  # the checkpoints carry the run's provenance too, and MLflow its tags
         module.provenance = record.start(describe(trainer.strategy.root_device.type), str(run.precision))
+        log_to_mlflow(trainer, cfg, module.provenance, str(run.precision))
     refuse_ddp_subprocesses_in_a_sweep(trainer)
 
     fit_started = time.perf_counter()

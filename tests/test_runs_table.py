@@ -73,3 +73,52 @@ def test_a_sweep_job_still_going_is_running_and_a_killed_one_is_stopped(tmp_path
     (jobs[0] / "failure.json").write_text(json.dumps({"error": "RuntimeError: after the metrics"}))
     statuses = {r["job"]: r["status"] for r in collect(tmp_path)}
     assert statuses[0] == "failed: RuntimeError: after the metrics"  # a job that failed after its metrics failed
+
+
+def test_where_compares_values_as_values_and_names_an_unknown_key(tmp_path, capsys):
+    out = tmp_path / "outputs"
+    for name, lr, epochs in (("a", 0.001, 5), ("b", 0.003, 5), ("c", 0.001, 2)):
+        config = {"optimizer": {"lr": lr}, "trainer": {"max_epochs": epochs, "limit_train_batches": 1.0}}
+        fake_run(
+            out / "2026-11-28" / name,
+            [f"optimizer.lr={lr}"],
+            {"optimizer": "adam"},
+            config,
+            {"val/acc_best": 0.99, "test/acc": 0.99},
+        )
+    assert summarize_main([str(out), "--where", "optimizer.lr=1e-3"]) == 0
+    assert sorted(r["run"] for r in read_rows(out / "runs.csv")) == ["2026-11-28/a", "2026-11-28/c"]
+    assert summarize_main([str(out), "--where", "optimizer.lr=1e-3", "--where", "trainer.max_epochs=5"]) == 0
+    assert [r["run"] for r in read_rows(out / "runs.csv")] == ["2026-11-28/a"]
+    assert {r["budget"] for r in read_rows(out / "runs.csv")} == {"5ep"}
+    with pytest.raises(
+        ConfigError, match=re.escape("--where optimizer.lrr: no run here has this key; did you mean optimizer.lr?")
+    ):
+        summarize_main([str(out), "--where", "optimizer.lrr=0.001"])
+    assert summarize_main([str(out), "--by-budget"]) == 0
+    assert [r["budget"] for r in read_rows(out / "runs.csv")] == ["2ep", "5ep", "5ep"]
+
+
+def test_the_printed_table_fits_80_columns(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    out = tmp_path / "outputs"
+    long = [f"model.channels={c}" for c in (8,)] + [
+        "optimizer=sgd",
+        "optimizer.lr=0.0123456",
+        "data.batch_size=256",
+        "+trainer.profiler=simple",
+        "module.label_smoothing=0.1",
+    ]
+    fake_run(
+        out / "multirun" / "2026-11-28" / "11-00-00" / ("0_" + ",".join(long)),
+        long,
+        {},
+        {},
+        failure="ConfigError: " + "x" * 90,
+    )
+    fake_run(out / "2026-11-28" / "10-00-00", [], {}, {}, {"val/acc_best": 0.95, "test/acc": 0.96})
+    capsys.readouterr()
+    assert summarize_main([str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed and max(len(line) for line in printed) <= 80, "\n".join(printed)
+    assert ",".join(long) in (out / "runs.md").read_text()  # the files keep the whole overrides

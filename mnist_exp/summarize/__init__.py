@@ -4,15 +4,17 @@
   python -m mnist_exp.summarize outputs/                         # every run and sweep job under outputs/
   python -m mnist_exp.summarize outputs/ --sort test_acc --where optimizer=sgd --where model.channels=32
 
-Reads each run dir's .hydra/ files and metrics.json (finished) or failure.json (failed), so it
-works whatever the sweeper or launcher, also after a crash or while runs go on. A run's status is
-`ok`, `failed: <first line of the error>`, `running` (its process still holds the run's lock) or
-`stopped` (`stopped, resumable` when it left a checkpoints/last.ckpt: `ckpt_path=last` resumes it).
-A sweep dir (one with Hydra's multirun.yaml) gets summary.csv, summary.md and summary.png (the
-metric against each swept parameter), sorted by best validation accuracy; any other dir gets
-runs.csv and runs.md. `--sort COLUMN` orders by a column (numbers high to low, text A to Z);
+Reads each run's record (run.json; metrics.json or failure.json for runs made before records) and
+its .hydra/ files, so it works whatever the sweeper or launcher, also after a crash or while runs go
+on. A run's status is `ok`, `failed: <first line of the error>`, `running` (its process still holds
+the run's lock) or `stopped` (`stopped, resumable` when it left a checkpoints/last.ckpt). A sweep
+dir (one with Hydra's multirun.yaml) gets summary.csv, summary.md and summary.png (the metric against
+each swept parameter, seeds as error bars); any other dir gets runs.csv and runs.md; both get
+groups.csv/.md (runs that differ only in seed: mnist_exp/summarize/groups.py). `--sort COLUMN`
+orders by a column (numbers high to low, text A to Z); `--by-budget` by training budget first;
 `--where KEY=VALUE` keeps runs whose config group option (`optimizer=sgd`) or config value
-(`model.channels=32`) matches. Every multirun ends with its sweep's summary through
+(`model.channels=32`) matches, values compared as values (mnist_exp/summarize/where.py);
+`--compare A B` compares two groups of seeds. Every multirun ends with its sweep's summary through
 `SweepSummary`, a Hydra callback (conf/hydra/default.yaml), and then exits non-zero if any job
 failed.
 
@@ -37,9 +39,12 @@ from hydra.experimental.callback import Callback
 from mnist_exp.errors import ConfigError, Escalated, FailedItemsError
 from mnist_exp.rundirs import write_atomically, write_text_atomically
 from mnist_exp.summarize.groups import GROUP_COLUMNS, compare, comparison_lines, group_of, group_rows, seed_of
+from mnist_exp.summarize.where import budget_of, conditions, config_of, matches
 
 COLUMNS = ["job", "overrides", "status", "val_acc_best", "test_acc", "epochs", "wall_seconds", "run_dir"]
-RUN_COLUMNS = ["started", "run", "overrides", "status", "val_acc_best", "test_acc", "epochs", "wall_seconds"]
+RUN_COLUMNS = ["started", "run", "overrides", "status", "budget", "val_acc_best", "test_acc", "epochs", "wall_seconds"]
+# What the terminal shows (80 columns): the run dir names the run and its overrides; the files have the rest.
+PRINTED_RUN_COLUMNS = ["run", "status", "budget", "val_acc_best", "test_acc", "wall_seconds"]
 METRIC = "val_acc_best"
 FILE_ONLY = ["fit_seconds", "seed", "group"]  # in the csv and md files, not in the printed table
 
@@ -123,47 +128,31 @@ def hydra_settings(run_dir: Path) -> dict:
     return (yaml.safe_load(hydra_file.read_text()) or {}).get("hydra", {}) if hydra_file.is_file() else {}
 
 
-def matches(run_dir: Path, choices: dict, where: dict[str, str]) -> bool:
-    """Whether each KEY=VALUE holds: a config group's chosen option, or a value in the run's config."""
-    if not where:
-        return True
-    from omegaconf import OmegaConf
-
-    config_file = run_dir / ".hydra" / "config.yaml"
-    config = OmegaConf.load(config_file) if config_file.is_file() else OmegaConf.create()
-    for key, wanted in where.items():
-        if key in choices:
-            value = choices[key]
-        else:
-            try:
-                value = OmegaConf.select(config, key, default=None)
-            except Exception:  # an interpolation that needs Hydra's runtime
-                value = None
-        if str(value) != wanted:
-            return False
-    return True
-
-
-def collect_runs(root: str | Path, where: dict[str, str] | None = None, sort: str = METRIC) -> list[dict]:
-    """One row per training run and sweep job anywhere under root."""
+def collect_runs(
+    root: str | Path, where: list[str] | None = None, sort: str = METRIC, by_budget: bool = False
+) -> list[dict]:
+    """One row per training run and sweep job anywhere under root (those that match `where`)."""
     root = Path(root)
-    rows = []
+    runs = []
     for overrides_file in sorted(root.glob("**/.hydra/overrides.yaml")):
         run_dir = overrides_file.parent.parent
         hydra = hydra_settings(run_dir)
         if hydra.get("job", {}).get("name", "train") != "train":  # evaluate leaves .hydra/ dirs too
             continue
-        if not matches(run_dir, hydra.get("runtime", {}).get("choices", {}), where or {}):
+        runs.append((run_dir, config_of(run_dir), hydra.get("runtime", {}).get("choices", {})))
+    wanted = conditions(where or [], [(config, choices) for _, config, choices in runs])
+    rows = []
+    for run_dir, config, choices in runs:
+        if not matches(config, choices, wanted):
             continue
-        started = (
-            (run_dir / ".hydra" / "config.yaml").stat().st_mtime
-            if (run_dir / ".hydra" / "config.yaml").exists()
-            else overrides_file.stat().st_mtime
-        )
+        config_file = run_dir / ".hydra" / "config.yaml"
+        started = (config_file if config_file.exists() else run_dir / ".hydra" / "overrides.yaml").stat().st_mtime
         row = run_row(run_dir, RUN_COLUMNS)
         row.update(started=time.strftime("%Y-%m-%d %H:%M", time.localtime(started)), run=str(run_dir.relative_to(root)))
+        row["budget"] = budget_of(config)
         rows.append(row)
-    return sort_rows(rows, sort)
+    rows = sort_rows(rows, sort)
+    return sorted(rows, key=lambda row: row["budget"]) if by_budget else rows
 
 
 def to_markdown(rows: list[dict], columns: list[str] = COLUMNS) -> str:
@@ -231,27 +220,45 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
+TEXT_COLUMNS = ("overrides", "status", "run", "started", "state", "params", "worker", "group", "budget")
+HEADERS = {"val_acc_best": "val best", "test_acc": "test", "wall_seconds": "wall s", "epochs": "ep"}
+
+
 def print_table(rows: list[dict], title: str, columns: list[str] = COLUMNS) -> None:
+    """One line per row, fitting the terminal (80 columns when it is not one): numbers whole, long text cut
+    with an ellipsis; the csv and md files hold it whole."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     shown = [c for c in columns if c != "run_dir"]  # the run dir repeats the overrides; it is in the files
-    table = Table(title=title, title_justify="left")
-    for column in shown:
-        table.add_column(
-            column,
-            overflow="fold",
-            justify="left"
-            if column in ("overrides", "status", "run", "started", "state", "params", "worker")
-            else "right",
-        )
-    for row in rows:
-        style = "red" if row.get("status", row.get("state", "")).startswith(("failed", "fail")) else None
-        table.add_row(
-            *[f"{row[c]:.4f}" if isinstance(row[c], float) and c != "wall_seconds" else str(row[c]) for c in shown],
-            style=style,
-        )
-    Console().print(table)
+    cells = [[shown_value(c, row.get(c, "")) for c in shown] for row in rows]
+    widths = [max([len(HEADERS.get(c, c)), *(len(line[i]) for line in cells)]) for i, c in enumerate(shown)]
+    console = Console()
+    text = [i for i, c in enumerate(shown) if c in TEXT_COLUMNS]
+    room = (
+        console.width - (3 * len(shown) - 3) - sum(w for i, w in enumerate(widths) if i not in text)
+    )  # padding, rules
+    while text and sum(widths[i] for i in text) > room:  # narrow the widest text column, one character at a time
+        widest = max(text, key=lambda i: widths[i])
+        if widths[widest] <= 8:
+            break
+        widths[widest] -= 1
+    for i in (i for i, c in enumerate(shown) if c == "run"):  # a run dir's name ends with what tells it apart
+        for line in cells:
+            line[i] = line[i] if len(line[i]) <= widths[i] else "…" + line[i][-(widths[i] - 1) :]
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for i, column in enumerate(shown):
+        kind = {"overflow": "ellipsis"} if i in text else {"justify": "right"}  # numbers are never cut
+        table.add_column(HEADERS.get(column, column), no_wrap=True, width=widths[i], **kind)
+    for row, line in zip(rows, cells, strict=True):
+        failed = row.get("status", row.get("state", "")).startswith(("failed", "fail"))
+        table.add_row(*line, style="red" if failed else None)
+    console.print(table)
+
+
+def shown_value(column: str, value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) and column != "wall_seconds" else str(value)
 
 
 def summarize(sweep_dir: str | Path) -> list[dict]:
@@ -284,13 +291,16 @@ def write_groups(rows: list[dict], out_dir: Path) -> list[dict]:
     return groups
 
 
-def summarize_runs(root: str | Path, where: dict[str, str] | None = None, sort: str = METRIC) -> list[dict]:
+def summarize_runs(
+    root: str | Path, where: list[str] | None = None, sort: str = METRIC, by_budget: bool = False
+) -> list[dict]:
     root = Path(root)
-    rows = collect_runs(root, where, sort)
+    rows = collect_runs(root, where, sort, by_budget)
     write_text_atomically(root / "runs.csv", to_csv(rows, RUN_COLUMNS + FILE_ONLY))
     write_text_atomically(root / "runs.md", to_markdown(rows, RUN_COLUMNS + FILE_ONLY))
-    filters = "".join(f", {k}={v}" for k, v in (where or {}).items())
-    print_table(rows, f"runs under {root} ({len(rows)}{filters}; by {sort})", RUN_COLUMNS)
+    filters = "".join(f", {w}" for w in where or [])
+    order = f"by budget, then {sort}" if by_budget else f"by {sort}"
+    print_table(rows, f"runs under {root} ({len(rows)}{filters}; {order})", PRINTED_RUN_COLUMNS)
     write_groups(rows, root)
     return rows
 
@@ -341,6 +351,9 @@ def main(argv: list[str], prog: str = "mnist-exp-summarize") -> int:
         help='two groups by their overrides, e.g. --compare "optimizer.lr=0.001" "optimizer.lr=0.003": '
         "the difference in test accuracy with its 95%% CI and Welch's p-value",
     )
+    parser.add_argument(
+        "--by-budget", action="store_true", help="order runs by training budget (epochs, batches) first, then --sort"
+    )
     parser.add_argument("--storage", metavar="URL", help="an Optuna study's database: summarize the whole study")
     parser.add_argument("--study", default="mnist-exp", help="the study's name, with --storage (default mnist-exp)")
     args = parser.parse_args(argv)
@@ -350,15 +363,13 @@ def main(argv: list[str], prog: str = "mnist-exp-summarize") -> int:
         parser.error("give a DIR, or --storage URL for a whole Optuna study")
     if not args.dir.is_dir():
         raise ConfigError(f"{args.dir}: no such directory")
-    if any("=" not in w for w in args.where):
-        raise ConfigError(f"--where takes KEY=VALUE, got {next(w for w in args.where if '=' not in w)}")
-    where = dict(w.split("=", 1) for w in args.where)
-    if (args.dir / "multirun.yaml").is_file() and not where and args.sort == METRIC:
+    where = args.where
+    if (args.dir / "multirun.yaml").is_file() and not where and args.sort == METRIC and not args.by_budget:
         rows = summarize(args.dir)
     else:
         if args.sort not in RUN_COLUMNS:
             raise ConfigError(f"--sort {args.sort}: not a column; choose from {', '.join(RUN_COLUMNS)}")
-        rows = summarize_runs(args.dir, where, args.sort)
+        rows = summarize_runs(args.dir, where, args.sort, args.by_budget)
     if not rows:
         raise ConfigError(
             f"{args.dir}: no runs (dirs with .hydra/overrides.yaml) found" + (" that match" if where else "")
