@@ -1,14 +1,15 @@
 """Resume a run: `mnist-exp ckpt_path=last` or `ckpt_path=PATH`, wherever the run's dir is.
 
-`ResumeRun`, a Hydra callback (conf/hydra/default.yaml) that runs before the config check and before
-any dir is made, composes the resumed run's config: the stopped run's own saved config
-(RUN/.hydra/config.yaml, beside RUN/checkpoints/), so it trains the same model on the same data with
-the same schedule whatever today's defaults say. The command's own overrides (read with Hydra's
-parser) may set where things go and how they are watched (`paths`, `logger`, `callbacks`,
-`torch_threads`, `hydra`); one that changes anything else (epochs, data, model, ...) is refused in
-one line naming the keys. The run carries on in its own dir and appends to its TensorBoard history;
-its Hydra config goes to .hydra/resumed-DATE_TIME/, leaving the original's untouched. A checkpoint
-with no saved config beside it resumes with the command's config in a new run dir.
+`UseCheckpoint`, a Hydra callback (conf/hydra/default.yaml) that runs before the config check and
+before any dir is made, resolves `ckpt_path` once (for evaluate too) and composes a resumed run's
+config: the stopped run's own saved config (RUN/.hydra/config.yaml, beside RUN/checkpoints/), so it
+trains the same model on the same data with the same schedule whatever today's defaults say. The
+command's own overrides (read with Hydra's parser) may set where things go and how they are watched
+(`paths`, `logger`, `callbacks`, `torch_threads`, `hydra`); one that changes anything else (epochs,
+data, model, ...) is refused in one line naming the keys. The run carries on in its own dir and
+appends to its TensorBoard history; its Hydra config goes to .hydra/resumed-DATE_TIME/, leaving the
+original's untouched. A checkpoint with no saved config beside it resumes with the command's config
+in a new run dir.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def shown(value: Any) -> str:
 
 
 def conflicts(command: DictConfig, saved: DictConfig, saved_choices: dict, overrides: list[Any]) -> list[str]:
-    """`KEY: SAVED in the checkpoint's run, NEW in this command` for each override that changes the run."""
+    """`KEY is SAVED in the checkpoint's run but NEW here` for each override that changes the run."""
     found = []
     for override in overrides:
         key = override.key_or_group
