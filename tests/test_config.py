@@ -24,7 +24,8 @@ def test_every_documented_group_exists():
 @pytest.mark.parametrize("group, option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_instantiates(group, option, synthetic, tmp_path):
     data = [] if group == "data" else synthetic.overrides()
-    cfg = compose([*data, f"{group}={option}"], run_dir=str(tmp_path / "run"))
+    log_dir = f"paths.log_dir={tmp_path / 'outputs'}"  # logger=mlflow makes its local store there when built
+    cfg = compose([*data, f"{group}={option}", log_dir], run_dir=str(tmp_path / "run"))
     if group == "data":
         dm = instantiate(cfg.data)
         assert dm.name == cfg.data.name and len(dm.sources) >= 1

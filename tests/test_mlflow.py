@@ -17,7 +17,14 @@ pytestmark = pytest.mark.slow  # a real server, real runs
 def test_a_run_appears_in_a_real_mlflow_server_with_params_metrics_and_its_commit(synthetic, tmp_path):
     with mlflow_server(tmp_path) as url:
         run_dir = tmp_path / "run"
-        args = [*synthetic.overrides(), *TINY_RUN, "logger=many", "model.channels=8", f"hydra.run.dir={run_dir}"]
+        args = [
+            *synthetic.overrides(),
+            *TINY_RUN,
+            "logger=many",
+            "model.channels=8",
+            f"hydra.run.dir={run_dir}",
+            f"paths.log_dir={tmp_path / 'outputs'}",
+        ]
         result = run_cli(args, env={"MLFLOW_TRACKING_URI": url})
         assert result.returncode == 0, result.stderr[-3000:]
         experiment = call(url, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=mnist-exp")["experiment"]
