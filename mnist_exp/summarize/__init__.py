@@ -221,7 +221,17 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 TEXT_COLUMNS = ("overrides", "status", "run", "started", "state", "params", "worker", "group", "budget")
-HEADERS = {"val_acc_best": "val best", "test_acc": "test", "wall_seconds": "wall s", "epochs": "ep"}
+HEADERS = {
+    "val_acc_best": "val best",
+    "test_acc": "test",
+    "wall_seconds": "wall s",
+    "epochs": "ep",
+    "test_acc_mean": "test mean",
+    "test_acc_std": "std",
+    "test_acc_ci95": "95% CI ±",
+    "val_acc_best_mean": "val mean",
+    "fit_seconds_mean": "fit s",
+}
 
 
 def print_table(rows: list[dict], title: str, columns: list[str] = COLUMNS) -> None:
@@ -258,7 +268,9 @@ def print_table(rows: list[dict], title: str, columns: list[str] = COLUMNS) -> N
 
 
 def shown_value(column: str, value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) and column != "wall_seconds" else str(value)
+    if not isinstance(value, float):
+        return str(value)
+    return f"{value:.1f}" if "seconds" in column else f"{value:.4f}"
 
 
 def summarize(sweep_dir: str | Path) -> list[dict]:
