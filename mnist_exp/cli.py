@@ -239,9 +239,11 @@ def export() -> None:
 def reproduce() -> None:
     from mnist_exp.reproduce import main
 
-    sys.argv[1:] = [
-        f"run_dir={quoted(arg)}" if "=" not in arg and not arg.startswith("-") else arg for arg in sys.argv[1:]
-    ]
+    def as_override(arg: str) -> str:  # RUN_DIR (a dir, or any word that is no KEY=VALUE) -> run_dir="RUN_DIR"
+        plain_word = "=" not in arg and not arg.startswith("-")
+        return f"run_dir={quoted(arg)}" if plain_word or Path(arg).is_dir() else arg
+
+    sys.argv[1:] = [as_override(arg) for arg in sys.argv[1:]]
     run("reproduce", main)
 
 
