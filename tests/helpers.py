@@ -347,3 +347,13 @@ def load_events(run_dir):
 
     events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
     return events.Reload()
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 20) -> None:
+    """A server a test started: asked to stop (SIGTERM), killed if it does not within `timeout`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mnist_exp.hparams import experiment_params
-from tests.helpers import compose, run_cli
+from tests.helpers import compose, run_cli, stop_process
 
 LEFT_OUT = ("paths.", "callbacks.", "logger.", "hydra", "_target_", "dirpath", "data.files", "data.sources")
 
@@ -93,12 +93,7 @@ def tensorboard_server(tmp_path):
 
     yield start
     for server in started:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, timeout=10)
 
 
 def wait_for(port: int, path: str, ready, timeout: float = 90):
