@@ -88,3 +88,14 @@ def test_a_sweeps_plot_shows_each_value_with_the_seeds_spread(tmp_path):
 
     with Image.open(tmp_path / "summary.png") as image:
         assert image.size[0] > 300  # one panel, optimizer.lr: seed is not a parameter of its own
+
+
+def test_a_spec_that_is_exactly_one_groups_overrides_picks_that_group(tmp_path, capsys):
+    out = replicated(tmp_path)
+    for seed in (0, 1):  # a wider model at the same lr: its group holds optimizer.lr=0.003 too
+        overrides = ["optimizer.lr=0.003", "model.channels=8", f"seed={seed}"]
+        fake_run(out / "wide" / str(seed), overrides, {}, {}, {"val/acc_best": 0.98, "test/acc": 0.98})
+    capsys.readouterr()
+    assert summarize_main([str(out), "--compare", "optimizer.lr=0.001", "optimizer.lr=0.003"]) == 0
+    b_line = capsys.readouterr().out.strip().splitlines()[-2]
+    assert b_line.startswith("B: optimizer.lr=0.003  test_acc") and b_line.endswith("(n=5)")

@@ -90,6 +90,9 @@ def members(rows: list[dict], spec: str) -> tuple[str, list[dict]]:
         if all(w.key_or_group in have and same_value(w.value(), have[w.key_or_group]) for w in wanted):
             matching.append(row)
     names = sorted({row["group"] for row in matching})
+    exact = group_of(spec.split())
+    if len(names) > 1 and exact in names:  # the group with exactly these overrides (seed aside)
+        names, matching = [exact], [row for row in matching if row["group"] == exact]
     if not names:
         raise ConfigError(f"--compare {spec!r}: no finished run has these overrides")
     if len(names) > 1:
