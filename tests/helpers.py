@@ -357,3 +357,11 @@ def stop_process(process: subprocess.Popen, timeout: float = 20) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def read_csv(path) -> list[dict]:
+    """A csv file the commands write (runs.csv, groups.csv, ...), one dict per row."""
+    import csv
+
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import statistics
 
@@ -11,7 +10,7 @@ from scipy import stats
 
 from mnist_exp.errors import ConfigError
 from mnist_exp.summarize import main as summarize_main
-from tests.helpers import fake_run
+from tests.helpers import fake_run, read_csv
 
 LOW = [0.9901, 0.9893, 0.9910, 0.9897, 0.9905]  # optimizer.lr=0.001, seeds 0-4
 HIGH = [0.9921, 0.9915, 0.9930, 0.9912, 0.9925]  # optimizer.lr=0.003
@@ -29,15 +28,10 @@ def replicated(tmp_path):
     return out
 
 
-def read(path):
-    with open(path) as file:
-        return list(csv.DictReader(file))
-
-
 def test_runs_that_differ_only_in_seed_are_one_group_with_mean_std_and_ci95(tmp_path, capsys):
     out = replicated(tmp_path)
     assert summarize_main([str(out)]) == 0
-    groups = {row["group"]: row for row in read(out / "groups.csv")}
+    groups = {row["group"]: row for row in read_csv(out / "groups.csv")}
     assert set(groups) == {"optimizer.lr=0.001", "optimizer.lr=0.003", "model.channels=32"}
     low = groups["optimizer.lr=0.001"]
     assert low["n"] == "5" and low["seeds"] == "0,1,2,3,4"
@@ -48,7 +42,7 @@ def test_runs_that_differ_only_in_seed_are_one_group_with_mean_std_and_ci95(tmp_
     assert float(low["fit_seconds_mean"]) == pytest.approx(11.0)
     assert groups["model.channels=32"]["test_acc_std"] == ""  # one run: no spread
     assert "| group | n | seeds |" in (out / "groups.md").read_text()
-    runs = read(out / "runs.csv")
+    runs = read_csv(out / "runs.csv")
     assert {row["group"] for row in runs} == set(groups) and {row["seed"] for row in runs} >= {"0", "4"}
     assert "groups of runs that differ only in seed" in capsys.readouterr().out
 

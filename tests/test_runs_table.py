@@ -1,6 +1,5 @@
 """The table of all runs: status of each, sort and filter by config, csv and markdown out."""
 
-import csv
 import json
 import os
 import re
@@ -12,18 +11,13 @@ import pytest
 from mnist_exp.errors import ConfigError
 from mnist_exp.summarize import collect
 from mnist_exp.summarize import main as summarize_main
-from tests.helpers import HOLD_LOCK, fake_run, outputs
-
-
-def read_rows(path):
-    with open(path) as f:
-        return list(csv.DictReader(f))
+from tests.helpers import HOLD_LOCK, fake_run, outputs, read_csv
 
 
 def test_every_run_under_a_dir_in_one_table_with_its_status(tmp_path, capsys):
     out = outputs(tmp_path)
     assert summarize_main([str(out)]) == 0
-    rows = read_rows(out / "runs.csv")
+    rows = read_csv(out / "runs.csv")
     assert [(r["run"], r["status"]) for r in rows] == [
         ("multirun/2026-11-28/11-00-00/0_model.channels=32", "ok"),  # best val accuracy first
         ("2026-11-28/10-00-00", "ok"),
@@ -37,14 +31,14 @@ def test_every_run_under_a_dir_in_one_table_with_its_status(tmp_path, capsys):
 def test_sort_and_filter_by_group_option_and_config_value(tmp_path, capsys):
     out = outputs(tmp_path)
     assert summarize_main([str(out), "--sort", "test_acc"]) == 0
-    assert [r["test_acc"] for r in read_rows(out / "runs.csv")][:2] == ["0.96", "0.95"]
+    assert [r["test_acc"] for r in read_csv(out / "runs.csv")][:2] == ["0.96", "0.95"]
     assert summarize_main([str(out), "--where", "optimizer=sgd"]) == 0
-    assert {r["run"].split("/")[-1] for r in read_rows(out / "runs.csv")} == {
+    assert {r["run"].split("/")[-1] for r in read_csv(out / "runs.csv")} == {
         "0_model.channels=32",
         "1_model.channels=64",
     }
     assert summarize_main([str(out), "--where", "optimizer=sgd", "--where", "model.channels=32"]) == 0
-    assert [r["status"] for r in read_rows(out / "runs.csv")] == ["ok"]
+    assert [r["status"] for r in read_csv(out / "runs.csv")] == ["ok"]
     for args, error in [
         (["--where", "optimizer=rmsprop"], "no runs (dirs with .hydra/overrides.yaml) found that match"),
         (["--sort", "nonsense"], "--sort nonsense: not a column; choose from started, run"),
@@ -87,16 +81,16 @@ def test_where_compares_values_as_values_and_names_an_unknown_key(tmp_path, caps
             {"val/acc_best": 0.99, "test/acc": 0.99},
         )
     assert summarize_main([str(out), "--where", "optimizer.lr=1e-3"]) == 0
-    assert sorted(r["run"] for r in read_rows(out / "runs.csv")) == ["2026-11-28/a", "2026-11-28/c"]
+    assert sorted(r["run"] for r in read_csv(out / "runs.csv")) == ["2026-11-28/a", "2026-11-28/c"]
     assert summarize_main([str(out), "--where", "optimizer.lr=1e-3", "--where", "trainer.max_epochs=5"]) == 0
-    assert [r["run"] for r in read_rows(out / "runs.csv")] == ["2026-11-28/a"]
-    assert {r["budget"] for r in read_rows(out / "runs.csv")} == {"5ep"}
+    assert [r["run"] for r in read_csv(out / "runs.csv")] == ["2026-11-28/a"]
+    assert {r["budget"] for r in read_csv(out / "runs.csv")} == {"5ep"}
     with pytest.raises(
         ConfigError, match=re.escape("--where optimizer.lrr: no run here has this key; did you mean optimizer.lr?")
     ):
         summarize_main([str(out), "--where", "optimizer.lrr=0.001"])
     assert summarize_main([str(out), "--by-budget"]) == 0
-    assert [r["budget"] for r in read_rows(out / "runs.csv")] == ["2ep", "5ep", "5ep"]
+    assert [r["budget"] for r in read_csv(out / "runs.csv")] == ["2ep", "5ep", "5ep"]
 
 
 def test_the_printed_table_fits_80_columns(tmp_path, capsys, monkeypatch):
