@@ -4,8 +4,8 @@
 transform, the data module, the LightningModule, the callbacks, the loggers and the Trainer, in
 that order: torch-only pieces first, so that a bad model or optimizer value is refused before
 Lightning is imported. Each class checks its own arguments; a constructor that refuses one gets
-the key named (`name_the_key`). `check=True` builds all of it, the schedule with the number of
-steps the config plans, without reading any data or making any dir.
+the key named (`name_the_key`). Nothing is read and no dir is made: the pre-run check builds all of it,
+the schedule with the number of steps the config plans (`planned_steps`).
 """
 
 from __future__ import annotations
@@ -46,35 +46,30 @@ def without(tree: dict, dotted: str) -> dict:
     return OmegaConf.to_container(copy)
 
 
-def name_the_key(group: str, node: DictConfig, make: Callable[[dict], Any], given: set[str] = frozenset()) -> None:
-    """`make(node)` failed: raise a ConfigError that names the key whose value the class refused: the one key
-    whose removal (leaving the class's own default) makes the build succeed, else the one key of the group
-    that the command line set (`given`), else the group."""
+def name_the_key(group: str, tree: dict, make: Callable[[dict], Any], error: Exception, given: set[str]) -> None:
+    """`make(tree)` raised `error`: raise a ConfigError that names the key whose value the class refused: the
+    one key whose removal (leaving the class's own default) makes the build succeed, else the one key of the
+    group that the command line set (`given`), else the group."""
     from hydra.errors import InstantiationException
 
-    tree = OmegaConf.to_container(node, resolve=True)
-    try:
-        make(tree)
-    except ConfigError:
-        raise
-    except Exception as error:  # noqa: BLE001  (the class refused its arguments: find which one)
-        cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ else error
-        if isinstance(cause, ConfigError):
-            raise cause from None
-        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-        target = tree.get("_target_") or OmegaConf.select(node, "scheduler._target_") or group
-        for key in leaf_keys(tree):
-            try:
-                make(without(tree, key))
-            except Exception:  # noqa: BLE001  (not this key)
-                continue
-            value = OmegaConf.select(OmegaConf.create(tree), key)
-            raise ConfigError(f"{group}.{key}={value!r} is refused by {target}: {reason}") from None
-        set_here = [key for key in leaf_keys(tree) if f"{group}.{key}" in given]
-        if len(set_here) == 1:
-            value = OmegaConf.select(OmegaConf.create(tree), set_here[0])
-            raise ConfigError(f"{group}.{set_here[0]}={value!r} is refused by {target}: {reason}") from None
-        raise ConfigError(f"{group}: {target} cannot be built from this config: {reason}") from None
+    cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ else error
+    if isinstance(cause, ConfigError):
+        raise cause from None
+    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    target = tree.get("_target_") or (tree.get("scheduler") or {}).get("_target_") or group
+    keys = leaf_keys(tree)
+    culprits = [key for key in keys if f"{group}.{key}" in given]
+    for key in keys:
+        try:
+            make(without(tree, key))
+        except Exception:  # noqa: BLE001  (not this key)
+            continue
+        culprits = [key]
+        break
+    if len(culprits) == 1:
+        value = OmegaConf.select(OmegaConf.create(tree), culprits[0])
+        raise ConfigError(f"{group}.{culprits[0]}={value!r} is refused by {target}: {reason}") from None
+    raise ConfigError(f"{group}: {target} cannot be built from this config: {reason}") from None
 
 
 def built(group: str, cfg: DictConfig, make: Callable[[dict], Any], given: set[str] = frozenset()) -> Any:
@@ -86,8 +81,8 @@ def built(group: str, cfg: DictConfig, make: Callable[[dict], Any], given: set[s
         return make(tree)
     except ConfigError:
         raise
-    except Exception:  # noqa: BLE001  (said again below, with the key)
-        name_the_key(group, node, make, given)
+    except Exception as error:  # noqa: BLE001  (said again, with the key)
+        name_the_key(group, tree, make, error, given)
         raise
 
 
