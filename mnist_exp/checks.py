@@ -94,12 +94,13 @@ def check_config(cfg: DictConfig, sweep_base: bool = False) -> None:
 def keys_given(cfg: DictConfig) -> set[str]:
     """The keys the command line set (Hydra's parser): from the config's Hydra node, or the running job's."""
     from hydra.core.hydra_config import HydraConfig
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from mnist_exp.config import parse_overrides
 
     task = OmegaConf.select(cfg, "hydra.overrides.task")
     if task is None and HydraConfig.initialized():
         task = HydraConfig.get().overrides.task
-    return {o.key_or_group for o in OverridesParser.create().parse_overrides(list(task or []))}
+    return {o.key_or_group for o in parse_overrides(task or [])}
 
 
 def writable(path: Path) -> bool:
@@ -155,9 +156,10 @@ def first_job(config: DictConfig, config_name: str) -> DictConfig:
     job after the sweep dir and its multirun.yaml are written. Inside the running app, Hydra's compose API
     composes with the app's own search path."""
     from hydra import compose
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    from mnist_exp.config import parse_overrides
+
+    overrides = parse_overrides(config.hydra.overrides.task)
     if not any(o.is_sweep_override() for o in overrides):
         return config
     first = []

@@ -90,7 +90,6 @@ def compose(config_name: str, overrides: list[str]):
 def composition_line(error: Exception, args: list[str], command: Command) -> str:
     """A Hydra composition or override error as one line that says what to type, from the exception's own
     attributes and from composing again with Hydra's API (never from its message text)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import MissingConfigException, OverrideParseException
 
     if isinstance(error, OverrideParseException):
@@ -105,7 +104,9 @@ def composition_line(error: Exception, args: list[str], command: Command) -> str
         return (
             f"{group}: no such config group in {command.invoked_as()}; its keys are in: {command.invoked_as()} --help"
         )
-    overrides = OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
+    from mnist_exp.config import parse_overrides
+
+    overrides = parse_overrides(a for a in args if not a.startswith("-"))
     fine: list[str] = []
     for override in overrides:  # the first override that does not compose is the one to name
         try:

@@ -49,3 +49,10 @@ def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], A
         return hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(run_task)
 
     return decorate
+
+
+def parse_overrides(overrides) -> list:
+    """Override strings (`key=value`, `+key=v`, `~key`, sweeps) as Hydra's own parser reads them."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_overrides(list(overrides))

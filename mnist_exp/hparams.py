@@ -91,8 +91,9 @@ def hparams_summaries(params: Mapping[str, Any], leading: set[str]) -> tuple:
 def leading_keys(hydra) -> list[str]:
     """The keys to show first: in a sweep the swept ones (the multirun's sweep overrides, e.g.
     `model.channels=8,16`, and an Optuna search space), in a single run its command-line overrides."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.types import RunMode
+
+    from mnist_exp.config import parse_overrides
 
     if hydra.mode != RunMode.MULTIRUN:
         return [o.lstrip("+~").split("=", 1)[0] for o in hydra.overrides.task]
@@ -100,7 +101,7 @@ def leading_keys(hydra) -> list[str]:
     multirun = Path(hydra.sweep.dir) / "multirun.yaml"  # the sweep's own command line, written by Hydra
     if multirun.is_file():
         task = list(OmegaConf.load(multirun).hydra.overrides.task)
-        keys += [o.key_or_group for o in OverridesParser.create().parse_overrides(task) if o.is_sweep_override()]
+        keys += [o.key_or_group for o in parse_overrides(task) if o.is_sweep_override()]
     return list(dict.fromkeys(keys))
 
 

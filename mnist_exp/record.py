@@ -84,9 +84,9 @@ def provenance(cfg, hardware: dict | None = None, precision: str | None = None) 
 
 def overrides_of(task: list[str]) -> list[dict[str, Any]]:
     """The command-line overrides as Hydra's parser reads them: key (with its + or ~) and value."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from mnist_exp.config import parse_overrides
 
-    parsed = OverridesParser.create().parse_overrides(list(task))
+    parsed = parse_overrides(task)
     return [{"key": o.get_key_element(), "value": plain(o.value()) if not o.is_delete() else None} for o in parsed]
 
 

@@ -22,18 +22,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mnist_exp.checkpoints import Checkpoint, resolve
+from mnist_exp.config import parse_overrides
 from mnist_exp.errors import ConfigError, Escalated, escalated
 
 # Keys a resumed run may set anew: where files go and how the run is watched, not what it computes.
 FREE = ("paths", "logger", "callbacks", "torch_threads", "hydra", "ckpt_path")
 ABSENT = object()
-
-
-def override_keys(task_overrides: list[str]) -> list[Any]:
-    """The command's overrides, parsed by Hydra's own parser."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return OverridesParser.create().parse_overrides(list(task_overrides))
 
 
 def shown(value: Any) -> str:
@@ -77,7 +71,7 @@ def compose_resumed(config: DictConfig, checkpoint: Checkpoint) -> None:
         model_differences(checkpoint, OmegaConf.to_container(config.model, resolve=True))
         return
     saved_choices = dict(OmegaConf.select(checkpoint.saved_config("hydra"), "hydra.runtime.choices") or {})
-    overrides = override_keys(config.hydra.overrides.task)
+    overrides = parse_overrides(config.hydra.overrides.task)
     refused = conflicts(config, saved, saved_choices, overrides)
     if refused:
         raise ConfigError(
@@ -132,7 +126,7 @@ class UseCheckpoint(Callback):
         if OmegaConf.select(config, "module") is not None:  # a training config: evaluate's ckpt_path is no resume
             compose_resumed(config, checkpoint)
         elif OmegaConf.select(config, "model") is not None:  # evaluate: model keys given must match the checkpoint
-            given = [o.key_or_group for o in override_keys(config.hydra.overrides.task)]
+            given = [o.key_or_group for o in parse_overrides(config.hydra.overrides.task)]
             model = OmegaConf.to_container(config.model, resolve=True)
             model_differences(
                 checkpoint, {k[6:]: model[k[6:]] for k in given if k.startswith("model.") and k[6:] in model}

@@ -36,6 +36,7 @@ from pathlib import Path
 import yaml
 from hydra.experimental.callback import Callback
 
+from mnist_exp.config import parse_overrides
 from mnist_exp.errors import ConfigError, Escalated, FailedItemsError
 from mnist_exp.rundirs import write_atomically, write_text_atomically
 from mnist_exp.summarize.groups import GROUP_COLUMNS, compare, comparison_lines, group_of, group_rows, seed_of
@@ -172,12 +173,8 @@ def to_csv(rows: list[dict], columns: list[str] = COLUMNS) -> str:
 def swept_parameters(rows: list[dict]) -> dict[str, list[str]]:
     """override key -> its value per row, for the keys whose value differs between jobs."""
     values: dict[str, list[str]] = {}
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser = OverridesParser.create()
     parsed = [
-        {o.key_or_group: o.get_value_element_as_str() for o in parser.parse_overrides(row["_overrides"])}
-        for row in rows
+        {o.key_or_group: o.get_value_element_as_str() for o in parse_overrides(row["_overrides"])} for row in rows
     ]
     for key in sorted({k for p in parsed for k in p}):
         column = [p.get(key, "") for p in parsed]

@@ -14,6 +14,7 @@ import math
 import statistics
 from typing import Any
 
+from mnist_exp.config import parse_overrides
 from mnist_exp.errors import ConfigError
 
 METRICS = ("test_acc", "val_acc_best", "fit_seconds")
@@ -21,20 +22,14 @@ GROUP_COLUMNS = ["group", "n", "seeds", *[f"{m}_{s}" for m in METRICS for s in (
 DEFAULTS = "(defaults)"
 
 
-def parsed(overrides: list[str]) -> list[Any]:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return OverridesParser.create().parse_overrides(list(overrides))
-
-
 def group_of(overrides: list[str]) -> str:
     """The run's group: its overrides without seed, in a fixed order."""
-    kept = sorted(o.input_line for o in parsed(overrides) if o.key_or_group != "seed")
+    kept = sorted(o.input_line for o in parse_overrides(overrides) if o.key_or_group != "seed")
     return " ".join(kept) or DEFAULTS
 
 
 def seed_of(overrides: list[str], default: Any = "") -> Any:
-    seeds = [o.value() for o in parsed(overrides) if o.key_or_group == "seed"]
+    seeds = [o.value() for o in parse_overrides(overrides) if o.key_or_group == "seed"]
     return seeds[-1] if seeds else default
 
 
@@ -81,12 +76,12 @@ def same_value(given: Any, actual: Any) -> bool:
 
 def members(rows: list[dict], spec: str) -> tuple[str, list[dict]]:
     """The finished runs of the one group that `spec` (KEY=VALUE ..., Hydra syntax) names."""
-    wanted = parsed(spec.split())
+    wanted = parse_overrides(spec.split())
     matching = []
     for row in rows:
         if row["status"] != "ok":
             continue
-        have = {o.key_or_group: o.value() for o in parsed(row["_overrides"])}
+        have = {o.key_or_group: o.value() for o in parse_overrides(row["_overrides"])}
         if all(w.key_or_group in have and same_value(w.value(), have[w.key_or_group]) for w in wanted):
             matching.append(row)
     names = sorted({row["group"] for row in matching})

@@ -9,8 +9,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mnist_exp.config import parse_overrides
 from mnist_exp.errors import ConfigError
-from mnist_exp.summarize.groups import parsed, same_value
+from mnist_exp.summarize.groups import same_value
 
 
 def config_of(run_dir: Path) -> DictConfig:
@@ -45,7 +46,7 @@ def conditions(where: list[str], runs: list[tuple[DictConfig, dict]]) -> list[tu
     overrides = []
     for item in where:
         try:
-            (override,) = parsed([item])
+            (override,) = parse_overrides([item])
         except Exception:  # noqa: BLE001  (Hydra's parser refused it)
             override = None
         if override is None or override.is_delete() or override.value() is None and "=" not in item:
