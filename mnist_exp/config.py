@@ -46,7 +46,14 @@ def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], A
             with escalated():
                 return task(cfg)
 
-        return hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(run_task)
+        app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(run_task)
+
+        @functools.wraps(app)
+        def quiet_app():
+            quiet_library_warnings()  # also for what runs before the jobs: callbacks, the sweeper
+            return app()
+
+        return quiet_app
 
     return decorate
 

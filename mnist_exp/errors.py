@@ -20,7 +20,7 @@ class MissingKeysError(ConfigError):
 
 
 class StudyError(RuntimeError):
-    """An Optuna study's database cannot be used (mnist_exp/study.py); the message is one line."""
+    """An Optuna study's database cannot be used (mnist_exp/study/storage.py); the message is one line."""
 
 
 class CheckpointError(ValueError):

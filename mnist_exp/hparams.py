@@ -13,7 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
+
+from mnist_exp.rundirs import write_text_atomically
 
 # Config groups whose chosen option names the experiment (hydra/*, paths, logger, callbacks do not).
 GROUPS = ("experiment", "data", "model", "transforms", "optimizer", "scheduler", "trainer", "hparams_search")
@@ -115,7 +118,7 @@ def log_experiment(trainer, cfg: DictConfig, metrics: Mapping[str, Any], precisi
     hydra = HydraConfig.get() if HydraConfig.initialized() else None
     choices = dict(hydra.runtime.choices) if hydra else {}
     leading = leading_keys(hydra) if hydra else []
-    params = experiment_params(cfg, choices, leading, precision)
+    params = {**experiment_params(cfg, choices, leading, precision), "status": metrics.get("status", "ok")}
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             writer = logger.experiment
@@ -125,5 +128,6 @@ def log_experiment(trainer, cfg: DictConfig, metrics: Mapping[str, Any], precisi
             # HParams shows each metric's last value in the run; test/* and val/acc_best are logged already.
             writer.add_scalar("fit_seconds", metrics["fit_seconds"], trainer.global_step)
             writer.add_custom_scalars(LAYOUT)
-            logger.hparams.update(params)  # hparams.yaml
+            # hparams.yaml: Lightning writes it once, empty, when fit ends (before these are known)
+            write_text_atomically(Path(logger.log_dir) / "hparams.yaml", yaml.safe_dump(dict(params), sort_keys=False))
             logger.finalize("success")

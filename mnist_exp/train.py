@@ -35,8 +35,11 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
     table = Table(title="mnist-exp run", show_header=False, title_justify="left")
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
-    table.add_row("test accuracy", f"{metrics['test/acc']:.4f}")
-    table.add_row("test loss", f"{metrics['test/loss']:.4f}")
+    if metrics["status"] == "pruned":
+        table.add_row("status", f"pruned after epoch {metrics['pruned_at_epoch']} (not tested)")
+    else:
+        table.add_row("test accuracy", f"{metrics['test/acc']:.4f}")
+        table.add_row("test loss", f"{metrics['test/loss']:.4f}")
     table.add_row("best val accuracy", f"{metrics['val/acc_best']:.4f}")
     table.add_row("epochs", str(metrics["epochs"]))
     table.add_row("fit time", f"{metrics['fit_seconds']:.1f} s")
@@ -115,6 +118,7 @@ def train(cfg: DictConfig, started: float | None = None, record: RunRecord | Non
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from mnist_exp.callbacks import CheckpointOnInterrupt, TrainThroughput
+    from mnist_exp.study.pruning import PruneByTrial
 
     started = time.perf_counter() if started is None else started
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
@@ -149,21 +153,26 @@ def train(cfg: DictConfig, started: float | None = None, record: RunRecord | Non
     fit_seconds = time.perf_counter() - fit_started
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     tested_ckpt = best if cfg.get("test_checkpoint", "best") == "best" else ""  # "": the weights as trained
-    tested = trainer.test(
-        module, datamodule=datamodule, ckpt_path=tested_ckpt or None, verbose=False, weights_only=True
-    )[0]
-
-    metrics = {
-        "test/acc": float(tested["test/acc"]),
-        "test/loss": float(tested["test/loss"]),
-        "val/acc_best": best_validation_accuracy(module),
-        "epochs": int(trainer.current_epoch),
-        "fit_seconds": round(fit_seconds, 2),
-        "checkpoint": best,
-        "tested": tested_ckpt or "last",
-        "precision": str(run.precision),
-        "hardware": describe(trainer.strategy.root_device.type),
-    }
+    pruning = next((c for c in run.callbacks if isinstance(c, PruneByTrial)), None)
+    metrics = {"status": "ok"}
+    if pruning and pruning.pruned_at:  # a search's trial stopped by its pruner: not worth a test
+        metrics = {"status": "pruned", "pruned_at_epoch": pruning.pruned_at}
+    else:
+        tested = trainer.test(
+            module, datamodule=datamodule, ckpt_path=tested_ckpt or None, verbose=False, weights_only=True
+        )[0]
+        metrics.update({"test/acc": float(tested["test/acc"]), "test/loss": float(tested["test/loss"])})
+    metrics.update(
+        {
+            "val/acc_best": best_validation_accuracy(module),
+            "epochs": int(trainer.current_epoch),
+            "fit_seconds": round(fit_seconds, 2),
+            "checkpoint": best,
+            "tested": "" if metrics["status"] == "pruned" else tested_ckpt or "last",
+            "precision": str(run.precision),
+            "hardware": describe(trainer.strategy.root_device.type),
+        }
+    )
     if checkpoint:
         metrics["resumed_from"] = str(checkpoint.path)
     throughput = next((c for c in run.callbacks if isinstance(c, TrainThroughput)), None)
@@ -194,14 +203,15 @@ def run_training(cfg: DictConfig, started: float | None = None, **noted) -> dict
                 record.end(outcome(error), error=describe_error(error))
             raise
         if record is not None:
-            record.end("ok", metrics)
+            record.end(metrics["status"], metrics)
         return metrics
 
 
 @command("train")
-def main(cfg: DictConfig) -> float:
-    """Returns the best validation accuracy: what sweeps (Optuna) maximize. Errors are raised: the front
-    door (mnist_exp/cli.py) says the expected ones in one line."""
+def main(cfg: DictConfig) -> dict | float:
+    """Returns the run's metrics, whose `hydra.sweeper.objectives` an Optuna search optimizes (a trial its
+    pruner stopped has status `pruned`). Errors are raised: the front door (mnist_exp/cli.py) says the
+    expected ones in one line."""
     started = time.perf_counter()
     try:
         metrics = run_training(cfg, started)
@@ -216,4 +226,4 @@ def main(cfg: DictConfig) -> float:
         if "optuna" in str(HydraConfig.get().sweeper.get("_target_", "")):
             raise
         return float("nan")
-    return metrics["val/acc_best"]
+    return metrics

@@ -15,6 +15,8 @@ if [ ! -f "$stamp" ]; then
   [ -x "$VENV/bin/python" ] || "$python" -m venv "$VENV"
   # torch and torchvision in one command so that their builds match.
   "$VENV/bin/python" -m pip install --progress-bar on "torch==2.14.1" "torchvision==0.29.1" -e "$ROOT[dev]" >&2
+  # hydra-optuna-sweeper (Optuna < 3) was the project's sweeper before mnist_exp/study/: not left beside Optuna >= 4
+  "$VENV/bin/python" -m pip uninstall -y -q hydra-optuna-sweeper >&2 || true
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi

@@ -3,7 +3,6 @@ these private names fails here, by name, before it fails a run."""
 
 from __future__ import annotations
 
-import optuna
 from omegaconf import OmegaConf
 
 from mnist_exp import CONFIG_DIR
@@ -50,19 +49,3 @@ def test_omegaconf_resolver_cache_is_forgotten_per_resolver():
     assert config.a == 1 and config.a == 1  # cached
     forget(config, "counted_for_compat_test")
     assert config.a == 2
-
-
-def test_hydra_optuna_sweeper_impl_has_what_the_study_sweeper_overrides():
-    from mnist_exp.compat.hydra_optuna_sweeper import OptunaSweeperImpl, create_params_from_overrides
-
-    for name in (
-        "setup",
-        "_configure_trials",
-        "_process_searchspace_config",
-        "_parse_sweeper_params_config",
-        "_get_directions",
-    ):
-        assert callable(getattr(OptunaSweeperImpl, name)), name
-    distributions, fixed = create_params_from_overrides(["model.channels=choice(8,16)", "seed=1"])
-    assert isinstance(distributions["model.channels"], optuna.distributions.CategoricalDistribution)
-    assert fixed == {"seed": "1"}

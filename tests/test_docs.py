@@ -45,6 +45,8 @@ def kind(command: str) -> str:
         return "resume" if "ckpt_path=" in command else "train"
     if command.startswith("tensorboard --logdir "):
         return "tensorboard"
+    if command.startswith("optuna-dashboard "):
+        return "dashboard"
     if command.startswith(("python bench/", "bash bench/")):
         return "bench"
     return "unknown"
@@ -162,6 +164,7 @@ def test_commands_that_need_a_server_or_a_gpu_are_run_by_their_own_tests():
     tests = {path.name: path.read_text() for path in (PROJECT_ROOT / "tests").glob("test_*.py")}
     assert of_kind("tensorboard") and '"--logdir"' in tests["test_tensorboard.py"]  # a real TensorBoard server
     assert of_kind("study-summary") and '"--storage"' in tests["test_study.py"]  # a real PostgreSQL server
+    assert of_kind("dashboard") and "optuna-dashboard" in tests["test_dashboard.py"]  # a real browser
     assert [c for _, c in COMMANDS if c.startswith("eval ")] == [COMPLETION]
     assert "-sc install=bash" in tests["test_one_voice.py"]
     for command in of_kind("extending"):  # tests/test_extending.py runs these with a user's files in a temp dir

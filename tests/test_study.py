@@ -1,4 +1,4 @@
-"""Optuna studies shared by many sweep workers (mnist_exp/study.py), against a real PostgreSQL server."""
+"""Optuna studies shared by many sweep workers (mnist_exp/study/), against a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -12,20 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from mnist_exp import PROJECT_ROOT
-from mnist_exp.study import (
-    DUPLICATE_ASKS,
-    OptunaStudySweeperImpl,
-    masked,
-    mixed_seed,
-    open_storage,
-    optuna,  # after the study module has quieted SQLAlchemy's 2.0 warning
-    with_retries,
-)
+from mnist_exp.study.storage import load_study, masked, open_storage, with_retries
+from mnist_exp.study.sweeper import DUPLICATE_ASKS, StudySweeper, mixed_seed
 from tests.postgres import postgres_server, require_server_binaries
 
 # A trial of a few batches on the synthetic digits: the sweeps here measure the study, not the model.
@@ -189,13 +183,14 @@ def test_a_killed_worker_leaves_no_trial_running(server, synthetic, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_local_sweeps_share_one_sqlite_file(synthetic, tmp_path):
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
+@pytest.mark.parametrize("file", ["study.db", "study.journal"])
+def test_two_local_sweeps_share_one_sqlite_or_journal_file(synthetic, tmp_path, file):
+    storage = f"sqlite:///{tmp_path / file}" if file.endswith(".db") else str(tmp_path / file)
     workers = [sweep(synthetic, tmp_path / f"w{i}", storage, "local", 2) for i in (1, 2)]
     for code, out in map(finish, workers):
         assert code == 0, out[-3000:]
         assert "database is locked" not in out
-    trials = trials_of(storage, "local")
+    trials = load_study(storage, "local").get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4 and len({point(t) for t in trials}) == 4
 
 
@@ -243,24 +238,24 @@ def test_each_worker_and_each_rerun_gets_its_own_seed():
     assert mixed_seed(42, 3) == mixed_seed(42, 3)  # same process, same study state: same seed
 
 
-def make_sweeper(storage=None) -> OptunaStudySweeperImpl:
+def make_sweeper(storage=None, **options) -> StudySweeper:
     from omegaconf import OmegaConf
 
-    sampler = OmegaConf.create({"_target_": "optuna.samplers.RandomSampler", "seed": 0})
-    return OptunaStudySweeperImpl(
-        sampler=sampler,
-        heartbeat_interval=None,
-        grace_period=None,
-        direction="maximize",
-        storage=storage,
-        study_name="s",
-        n_trials=3,
-        n_jobs=1,
-        max_failure_rate=1.0,
-        search_space=None,
-        custom_search_space=None,
-        params=None,
-    )
+    config = {
+        "sampler": OmegaConf.create({"_target_": "optuna.samplers.RandomSampler", "seed": 0}),
+        "pruner": OmegaConf.create({"_target_": "optuna.pruners.MedianPruner"}),
+        "heartbeat_interval": None,
+        "grace_period": None,
+        "direction": "maximize",
+        "objectives": "val/acc_best",
+        "storage": storage,
+        "study_name": "s",
+        "n_trials": 3,
+        "n_jobs": 1,
+        "max_failure_rate": 1.0,
+        "params": None,
+    }
+    return StudySweeper(**{**config, **options})
 
 
 def test_a_point_already_tried_is_not_run_again():
@@ -269,25 +264,25 @@ def test_a_point_already_tried_is_not_run_again():
     study = optuna.create_study(direction="maximize")
     study.sampler = sweeper.make_sampler(0)[0]
     space = {"model.channels": CategoricalDistribution([8, 16])}
-    (first, overrides), _ = sweeper.ask_new_point(study, space, {"seed": 1}), None
-    assert overrides[0].startswith("model.channels=") and "seed=1" in overrides
+    first, overrides = sweeper.ask_new_point(study, space, ["seed=1"])
+    assert overrides[0].startswith("model.channels=") and overrides[1:] == ["seed=1"]
     study.tell(first, 0.9)
-    second, _ = sweeper.ask_new_point(study, space, {})
+    second, _ = sweeper.ask_new_point(study, space, [])
     assert second.params != first.params  # the sampler may draw the first point again; it is skipped
     study.tell(second, 0.8)
-    assert sweeper.ask_new_point(study, space, {}) is None  # both points taken: the space is exhausted
+    assert sweeper.ask_new_point(study, space, []) is None  # both points taken: the space is exhausted
     skipped = study.get_trials(states=(TrialState.PRUNED,))
-    assert skipped and len(skipped) >= DUPLICATE_ASKS and all("duplicate_of" in t.system_attrs for t in skipped)
+    assert skipped and len(skipped) >= DUPLICATE_ASKS and all("duplicate_of" in t.user_attrs for t in skipped)
 
 
 def test_a_grid_sampler_is_refused_in_one_line():
     from omegaconf import OmegaConf
 
-    from mnist_exp.errors import StudyError
+    from mnist_exp.errors import ConfigError
 
     sweeper = make_sweeper()
     sweeper.sampler = OmegaConf.create({"_target_": "optuna.samplers.GridSampler", "_partial_": True})
     with pytest.raises(
-        StudyError, match=r"hydra/sweeper/sampler=grid: use the basic sweeper for grids \(-m key=a,b,c\)"
+        ConfigError, match=r"hydra/sweeper/sampler=grid: use the basic sweeper for grids \(-m key=a,b,c\)"
     ):
         sweeper.sweep([])

@@ -1,4 +1,4 @@
-"""Hydra finds sweepers only under hydra_plugins/: this one delegates to mnist_exp/study.py."""
+"""Hydra finds sweepers only under hydra_plugins/: this one delegates to mnist_exp/study/sweeper.py."""
 
 from typing import Any
 
@@ -8,14 +8,13 @@ from omegaconf import DictConfig
 
 
 class OptunaStudySweeper(Sweeper):
-    """Hydra's Optuna sweeper, for a study shared by many sweep processes (conf/hydra/sweeper/optuna_study.yaml)."""
+    """The project's Optuna sweeper (conf/hydra/sweeper/optuna_study.yaml): studies shared by many workers,
+    pruning, several objectives."""
 
     def __init__(self, **config: Any) -> None:
-        from mnist_exp.study import (
-            OptunaStudySweeperImpl,  # imported when used: Hydra imports every plugin at start
-        )
+        from mnist_exp.study.sweeper import StudySweeper  # imported when used: Hydra imports every plugin at start
 
-        self.sweeper = OptunaStudySweeperImpl(**config)
+        self.sweeper = StudySweeper(**config)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)

@@ -20,8 +20,10 @@ failed.
 
   python -m mnist_exp.summarize --storage postgresql://USER@HOST/DB --study mnist-exp [DIR]
 
-A whole Optuna study from its database, all workers' trials (mnist_exp/study.py): trial, state,
-value, parameters, worker (host:pid) and run dir; study.csv/.md are written to DIR if given.
+A whole Optuna study from its storage (a database URL or a journal file such as a sweep's
+optuna.journal), all workers' trials (mnist_exp/study/report.py): trial, state (complete, pruned at
+epoch N, fail, running), value, parameters, worker (host:pid) and run dir, then the counts by state and
+the best trial (the Pareto front for several objectives); study.csv/.md are written to DIR if given.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def status_of(run_dir: Path) -> tuple[str, dict]:
     if record is not None:
         if record["status"] == "ok" and record.get("metrics"):
             return "ok", metric_columns(record["metrics"])
+        if record["status"] == "pruned" and record.get("metrics"):
+            return f"pruned at epoch {record['metrics']['pruned_at_epoch']}", metric_columns(record["metrics"])
         if record["status"] == "failed":
             return f"failed: {record.get('error')}", {}
     else:
@@ -85,7 +89,7 @@ def status_of(run_dir: Path) -> tuple[str, dict]:
 def metric_columns(metrics: dict) -> dict:
     return {
         "val_acc_best": round(metrics["val/acc_best"], 6),
-        "test_acc": round(metrics["test/acc"], 6),
+        "test_acc": round(metrics["test/acc"], 6) if "test/acc" in metrics else "",
         "epochs": metrics["epochs"],
         "fit_seconds": metrics.get("fit_seconds", ""),
         "wall_seconds": metrics.get("wall_seconds", ""),
@@ -315,10 +319,11 @@ def summarize_runs(
 
 
 def summarize_study(storage: str, study_name: str, out_dir: Path | None) -> int:
-    from mnist_exp.study import STUDY_COLUMNS, masked, study_rows
+    from mnist_exp.study.report import STUDY_COLUMNS, best_lines, study_rows
+    from mnist_exp.study.storage import load_study, masked
 
-    rows = study_rows(storage, study_name)
-    rows.sort(key=lambda r: (r["state"] != "complete", -(r["value"] or 0.0) if r["value"] != "" else 0.0, r["trial"]))
+    study = load_study(storage, study_name)
+    rows = study_rows(study)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomically(out_dir / "study.csv", to_csv(rows, STUDY_COLUMNS))
@@ -327,6 +332,8 @@ def summarize_study(storage: str, study_name: str, out_dir: Path | None) -> int:
     print_table(
         rows, f"study {study_name!r} in {masked(storage)} ({len(rows)} trials, {workers} workers)", STUDY_COLUMNS
     )
+    for line in best_lines(study):
+        print(line)
     return 0
 
 
@@ -363,7 +370,9 @@ def main(argv: list[str], prog: str = "mnist-exp-summarize") -> int:
     parser.add_argument(
         "--by-budget", action="store_true", help="order runs by training budget (epochs, batches) first, then --sort"
     )
-    parser.add_argument("--storage", metavar="URL", help="an Optuna study's database: summarize the whole study")
+    parser.add_argument(
+        "--storage", metavar="URL", help="an Optuna study's database URL or journal file: summarize the whole study"
+    )
     parser.add_argument("--study", default="mnist-exp", help="the study's name, with --storage (default mnist-exp)")
     args = parser.parse_args(argv)
     if args.storage:

@@ -1,0 +1,3 @@
+"""Hyperparameter search on Optuna: the project's Hydra sweeper (sweeper.py) with its search space
+(space.py) and storages (storage.py), pruning from inside each job (pruning.py), and what a study holds
+as rows and lines (report.py). Light on import: pruning's callback is built in every run."""

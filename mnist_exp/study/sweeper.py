@@ -1,0 +1,236 @@
+"""The Optuna sweeper (hydra/sweeper=optuna_study, what hparams_search=optuna uses): ask -> launch -> tell
+on Optuna's public API, safe for many workers sharing one study.
+
+- `n_trials` is how many trials this process runs; each batch of `n_jobs` trials goes to Hydra's
+  launcher (basic, joblib, submitit) as jobs numbered by their trial number, so a job finds its trial
+  (mnist_exp/study/pruning.py) and job dirs never collide across workers;
+- a job's value is the run's metrics named by `objectives` (one per direction); a job the pruner
+  stopped (status `pruned`) is told PRUNED, a job that failed FAIL;
+- on a database the sampler's seed is mixed with the worker (host, pid) and the study's trial count,
+  so a rerun or another worker does not replay the same points; a trial whose parameters equal a
+  finished or running trial's is not launched (PRUNED, user attr `duplicate_of`) and is asked again;
+- a database storage records heartbeats while trials run: a killed worker's RUNNING trial is marked FAIL
+  by the next worker; the storage URL's password is masked in every line logged or written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import zlib
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.plugins import Plugins
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from optuna.trial import TrialState
+
+from mnist_exp.errors import ConfigError
+from mnist_exp.study.report import best_lines, results
+from mnist_exp.study.space import search_space, trial_overrides
+from mnist_exp.study.storage import (
+    Heartbeat,
+    fail_stale_trials,
+    has_password,
+    location,
+    masked,
+    open_storage,
+    with_retries,
+)
+from mnist_exp.study.storage import trial_id as trial_id_of
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_ASKS = 50  # duplicates in a row before this worker decides the search space is exhausted
+LIVE = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)  # trials whose points are taken
+WORKER = "mnist_exp:worker"
+RUN_DIR = "mnist_exp:run_dir"
+
+
+def mixed_seed(seed: int | None, trials_so_far: int) -> int:
+    """A seed of its own for this worker: the configured seed, this host and process, the study's size."""
+    token = f"{seed}:{socket.gethostname()}:{os.getpid()}:{trials_so_far}"
+    return zlib.crc32(token.encode())
+
+
+def as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]
+
+
+def consecutive_runs(trials: list[tuple]) -> list[list[tuple]]:
+    """Split (trial, overrides) pairs into runs of consecutive trial numbers: each job is numbered by its trial."""
+    runs: list[list[tuple]] = []
+    for pair in trials:
+        if runs and runs[-1][-1][0].number + 1 == pair[0].number:
+            runs[-1].append(pair)
+        else:
+            runs.append([pair])
+    return runs
+
+
+class StudySweeper:
+    def __init__(
+        self,
+        sampler: DictConfig,
+        pruner: DictConfig,
+        direction: str | list[str],
+        objectives: str | list[str],
+        study_name: str,
+        storage: str | None,
+        n_trials: int,
+        n_jobs: int,
+        max_failure_rate: float,
+        heartbeat_interval: int | None,
+        grace_period: int | None,
+        params: DictConfig | None,
+    ):
+        self.sampler, self.pruner, self.params = sampler, pruner, params
+        self.directions, self.objectives = as_list(direction), as_list(objectives)
+        self.study_name, self.storage = study_name, storage
+        self.n_trials, self.n_jobs, self.max_failure_rate = n_trials, n_jobs, max_failure_rate
+        self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
+        if len(self.objectives) != len(self.directions):
+            raise ConfigError(
+                f"hydra.sweeper.objectives has {len(self.objectives)} metrics and hydra.sweeper.direction "
+                f"{len(self.directions)}: give one direction per objective"
+            )
+        if len(self.directions) > 1 and pruner.get("_target_") != "optuna.pruners.NopPruner":
+            raise ConfigError(
+                f"a pruner stops trials by one objective; with {len(self.directions)} objectives "
+                "use hydra/sweeper/pruner=none"
+            )
+
+    def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+        self.url = location(self.storage, config.hydra.sweep.dir)
+        self.rdb = None
+
+    def make_sampler(self, trials_so_far: int) -> tuple[Any, str]:
+        """The sampler and a line on its seed: on a shared storage, a seed of this worker's own."""
+        config = self.sampler
+        if config.get("seed") is None:
+            return instantiate(config), "no seed"
+        if self.storage is None:
+            return instantiate(config), f"seed {config.seed}"
+        seed = mixed_seed(config.seed, trials_so_far)
+        why = f"seed {seed} (seed={config.seed} mixed with this worker and the study's {trials_so_far} trials so far)"
+        return instantiate(config, seed=seed), why
+
+    def open_study(self) -> optuna.Study:
+        if self.storage and has_password(self.storage):
+            log.warning(
+                "hydra.sweeper.storage has a password in it: masked in what mnist-exp logs, but Hydra keeps "
+                "the command line in each job's .hydra/hydra.yaml; set PGPASSWORD (or ~/.pgpass) instead"
+            )
+        storage = open_storage(self.url, self.heartbeat_interval, self.grace_period)
+        study = with_retries(
+            lambda: optuna.create_study(
+                study_name=self.study_name,
+                storage=storage,
+                directions=self.directions,
+                pruner=instantiate(self.pruner),
+                load_if_exists=True,
+            ),
+            f"create or load study {self.study_name!r}",
+            self.url,
+        )
+        if study.directions != [optuna.study.StudyDirection[d.upper()] for d in self.directions]:
+            raise ConfigError(
+                f"study {self.study_name!r} in {masked(self.url)} has directions "
+                f"{[d.name.lower() for d in study.directions]}, not {self.directions}"
+            )
+        study.set_metric_names(self.objectives)
+        fail_stale_trials(study, self.url)
+        so_far = len(study.get_trials(deepcopy=False))
+        study.sampler, seed_line = self.make_sampler(so_far)
+        log.info(
+            "Study %r in %s: %d trials so far; sampler %s, %s; pruner %s",
+            study.study_name,
+            masked(self.url),
+            so_far,
+            type(study.sampler).__name__,
+            seed_line,
+            type(study.pruner).__name__,
+        )
+        self.rdb = storage
+        return study
+
+    def ask_new_point(self, study: optuna.Study, distributions: dict, fixed: list[str]) -> tuple | None:
+        """(trial, its overrides) with parameters no finished or running trial has; None if the space seems
+        exhausted."""
+        for _ in range(DUPLICATE_ASKS):
+            trial = study.ask(distributions)
+            trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
+            twin = next(
+                (
+                    t
+                    for t in study.get_trials(deepcopy=False, states=LIVE)
+                    if t.number != trial.number and t.params == trial.params
+                ),
+                None,
+            )
+            if twin is None or not trial.params:
+                return trial, trial_overrides(trial.params, fixed)
+            trial.set_user_attr("duplicate_of", twin.number)
+            study.tell(trial, state=TrialState.PRUNED)
+            log.info("trial %d: same parameters as trial %d; not run, asking again", trial.number, twin.number)
+        return None
+
+    def sweep(self, arguments: list[str]) -> None:
+        distributions, fixed = search_space(self.params, arguments)
+        if self.sampler.get("_target_") == "optuna.samplers.GridSampler":
+            raise ConfigError("hydra/sweeper/sampler=grid: use the basic sweeper for grids (-m key=a,b,c)")
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as Hydra's basic sweeper does
+        study = self.open_study()
+        to_go = self.n_trials
+        while to_go > 0:
+            asked = [self.ask_new_point(study, distributions, fixed) for _ in range(min(self.n_jobs, to_go))]
+            trials = [pair for pair in asked if pair]
+            if not trials:
+                log.warning(
+                    "%d asks in a row gave parameters already tried: the search space is exhausted", DUPLICATE_ASKS
+                )
+                break
+            self.run_trials(study, trials)
+            to_go -= len(trials)
+            fail_stale_trials(study, self.url)
+        self.save_results(study)
+
+    def run_trials(self, study: optuna.Study, trials: list[tuple]) -> None:
+        """Launch (trial, overrides) pairs, each job numbered by its trial, and tell the study how each ended."""
+        returns = []
+        ids = [trial_id_of(self.rdb, study.study_name, trial.number) for trial, _ in trials]
+        with Heartbeat(self.rdb, ids):
+            for run in consecutive_runs(trials):
+                returns += self.launcher.launch([overrides for _, overrides in run], initial_job_idx=run[0][0].number)
+        failures = []
+        for (trial, _), ret in zip(trials, returns, strict=True):
+            trial.set_user_attr(RUN_DIR, str(ret.hydra_cfg.hydra.runtime.output_dir))
+            try:
+                metrics = ret.return_value
+                if metrics["status"] == "pruned":  # its job stopped when the pruner said so
+                    study.tell(trial, state=TrialState.PRUNED)
+                    log.info("trial %d pruned after epoch %d", trial.number, metrics["pruned_at_epoch"])
+                else:
+                    study.tell(trial, values=[float(metrics[name]) for name in self.objectives])
+            except Exception as error:
+                study.tell(trial, state=TrialState.FAIL)
+                first_line = (str(error).strip().splitlines() or [""])[0]
+                log.warning("trial %d failed: %s", trial.number, first_line or type(error).__name__)
+                failures.append(error)
+        if failures and len(failures) / len(returns) > self.max_failure_rate:
+            raise failures[0]
+
+    def save_results(self, study: optuna.Study) -> None:
+        for line in best_lines(study):
+            log.info("%s", line)
+        summary = results(study, masked(self.url))
+        OmegaConf.save(OmegaConf.create(summary), f"{self.config.hydra.sweep.dir}/optimization_results.yaml")
