@@ -23,12 +23,13 @@ def load_classifier(checkpoint: Checkpoint | str | Path, map_location: str = "cp
 
 
 class RawImageClassifier(nn.Module):
-    """What export writes: the checkpoint's own input transform, the network and a softmax, for raw
-    pixel values 0..255."""
+    """What export writes: the checkpoint's own input transform, the network and a softmax of the logits
+    divided by the checkpoint's temperature (1 unless calibrate=true fitted one), for raw pixel values 0..255."""
 
-    def __init__(self, net: nn.Module, transform: nn.Module):
+    def __init__(self, net: nn.Module, transform: nn.Module, temperature: float = 1.0):
         super().__init__()
         self.net, self.transform = net, transform
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(self.transform(images)).softmax(dim=1)
+        return (self.net(self.transform(images)) / self.temperature).softmax(dim=1)

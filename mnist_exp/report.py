@@ -1,8 +1,9 @@
-"""The test report: per-class precision/recall/F1, the confusion matrix and the misclassified images.
+"""The test report: per-class precision/recall/F1, the confusion matrix, calibration (ECE, reliability)
+and the misclassified digits with why (Integrated Gradients).
 
 `TestReport` is a callback, so training runs (at their final test) and `mnist_exp.evaluate` make
 the same report: printed as tables, written into the run dir (test_report.json,
-confusion_matrix.png, mistakes.png) and logged to TensorBoard as figures.
+confusion_matrix.png, mistakes.png, reliability.png) and logged to TensorBoard as figures and `test/ece`.
 """
 
 from __future__ import annotations
@@ -16,59 +17,32 @@ from rich.console import Console
 from rich.table import Table
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
+    MulticlassCalibrationError,
     MulticlassConfusionMatrix,
     MulticlassF1Score,
     MulticlassPrecision,
     MulticlassRecall,
 )
 
+from mnist_exp.attributions import integrated_gradients
+from mnist_exp.calibration import BINS, reliability_bins, reliability_figure
+from mnist_exp.figures import Mistake, confusion_figure, mistakes_figure
 from mnist_exp.plots import pyplot
 from mnist_exp.rundirs import write_json_atomically
 
 
-def mistakes_figure(mistakes: list[tuple[torch.Tensor, int, int, float]], columns: int = 8):
-    """The misclassified images in one grid, each titled "true → predicted (confidence)".
-
-    One axes holding one image of all tiles (with a band above each for its title) draws and saves
-    several times faster than a subplot per image, a second or two of every run's end."""
-    plt = pyplot()
-    if not mistakes:
-        figure = plt.figure(figsize=(4, 1))
-        figure.text(0.5, 0.5, "no misclassified test images", ha="center", va="center")
-        return figure
-    images, truths, predictions, confidences = zip(*mistakes, strict=False)
-    height, width = images[0].shape[-2:]
-    band, gap = height // 2, 4  # room for the title above each tile, space between tiles
-    rows = -(-len(images) // columns)
-    cell_h, cell_w = height + band + gap, width + gap
-    canvas = torch.ones(rows * cell_h, columns * cell_w)
-    figure = plt.figure(figsize=(columns * 1.3, rows * 1.5))
-    ax = figure.add_axes((0, 0, 1, 0.94))
-    ax.axis("off")
-    tiles = zip(images, truths, predictions, confidences, strict=True)
-    for i, (image, truth, prediction, confidence) in enumerate(tiles):
-        top, left = (i // columns) * cell_h + band, (i % columns) * cell_w
-        canvas[top : top + height, left : left + width] = image.reshape(-1, height, width)[0]
-        ax.text(
-            left + width / 2,
-            top - 2,
-            f"{truth} → {prediction} ({confidence:.2f})",
-            ha="center",
-            va="bottom",
-            fontsize=8,
-        )
-    ax.imshow(canvas.numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-    figure.suptitle("misclassified test images: true → predicted (confidence)", fontsize=10)
-    return figure
-
-
 class TestReport(pl.Callback):
-    def __init__(self, mistakes: int = 64):
+    """`mistakes`: how many misclassified digits the figure shows (the most confident); `attributions`:
+    their Integrated Gradients maps beside them (mnist_exp/attributions.py, about a second for 64)."""
+
+    def __init__(self, mistakes: int = 64, attributions: bool = True):
         self.max_mistakes = mistakes
+        self.attributions = attributions
         self.report: dict = {}
 
     def on_test_epoch_start(self, trainer, pl_module) -> None:
         classes = pl_module.hparams.num_classes
+        temperature = getattr(pl_module, "temperature", 1.0)
         self.per_class = MetricCollection(
             {
                 "precision": MulticlassPrecision(classes, average=None),
@@ -77,30 +51,79 @@ class TestReport(pl.Callback):
             }
         ).to(pl_module.device)
         self.confusion = MulticlassConfusionMatrix(classes).to(pl_module.device)
-        self.mistakes: list[tuple[torch.Tensor, int, int, float]] = []
+        self.calibration = {
+            name: MulticlassCalibrationError(classes, n_bins=BINS, norm="l1").to(pl_module.device)
+            for name in (["as_trained", "temperature_scaled"] if temperature != 1.0 else ["as_trained"])
+        }
+        self.temperature = temperature
+        self.logits: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
+        self.candidates: list[tuple] = []  # (confidence, index, image 0..1, model input, truth, predicted)
+        self.seen = 0
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels = batch
         self.per_class.update(outputs, labels)
         self.confusion.update(outputs, labels)
-        room = self.max_mistakes - len(self.mistakes)
-        if room > 0:
-            confidence, predicted = outputs.softmax(dim=1).max(dim=1)
-            wrong = (predicted != labels).nonzero().flatten()[:room]
+        for name, metric in self.calibration.items():
+            metric.update(
+                (outputs.float() / (self.temperature if name == "temperature_scaled" else 1.0)).softmax(1), labels
+            )
+        self.logits.append(outputs.float().cpu())
+        self.labels.append(labels.cpu())
+        confidence, predicted = outputs.softmax(dim=1).max(dim=1)
+        wrong = (predicted != labels).nonzero().flatten()
+        if len(wrong) and self.max_mistakes:
             shown = pl_module.transform.undo(images[wrong]).cpu()
-            for image, i in zip(shown, wrong.tolist(), strict=False):
-                self.mistakes.append((image, int(labels[i]), int(predicted[i]), float(confidence[i])))
+            for j, i in enumerate(wrong.tolist()):
+                self.candidates.append(
+                    (float(confidence[i]), self.seen + i, shown[j], images[i].cpu(), int(labels[i]), int(predicted[i]))
+                )
+            if len(self.candidates) > 4 * self.max_mistakes:  # bounded, whatever the model's error rate
+                self.candidates = sorted(self.candidates, key=lambda c: -c[0])[: self.max_mistakes]
+        self.seen += len(labels)
+
+    def most_confident_mistakes(self, pl_module) -> list[Mistake]:
+        chosen = sorted(self.candidates, key=lambda c: -c[0])[: self.max_mistakes]
+        mistakes = [
+            Mistake(image[0], index, truth, predicted, confidence)
+            for confidence, index, image, _, truth, predicted in chosen
+        ]
+        if self.attributions and chosen:
+            inputs = torch.stack([c[3] for c in chosen])
+            predicted = integrated_gradients(pl_module, inputs, torch.tensor([c[5] for c in chosen]))
+            truth = integrated_gradients(pl_module, inputs, torch.tensor([c[4] for c in chosen]))
+            for mistake, towards_predicted, towards_truth in zip(mistakes, predicted, truth, strict=True):
+                mistake.towards_predicted, mistake.towards_truth = towards_predicted, towards_truth
+        return mistakes
+
+    def calibration_report(self, pl_module) -> dict:
+        logits, labels = torch.cat(self.logits), torch.cat(self.labels)
+        eces = {name: float(metric.compute()) for name, metric in self.calibration.items()}
+        pl_module.log("test/ece", eces["as_trained"])
+        report = {"ece": eces["as_trained"], "bins": reliability_bins(logits, labels), "temperature": self.temperature}
+        if "temperature_scaled" in eces:
+            report["ece_temperature_scaled"] = eces["temperature_scaled"]
+            report["bins_temperature_scaled"] = reliability_bins(logits, labels, self.temperature)
+        return report
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         scores = {name: values.tolist() for name, values in self.per_class.compute().items()}
         matrix = self.confusion.compute()
+        calibration = self.calibration_report(pl_module)
+        mistakes = self.most_confident_mistakes(pl_module) if trainer.is_global_zero else []
         self.report = {
             "per_class": {
                 str(c): {name: scores[name][c] for name in scores} | {"support": int(matrix[c].sum())}
                 for c in range(len(matrix))
             },
             "confusion_matrix": matrix.tolist(),
-            "mistakes_shown": len(self.mistakes),
+            "calibration": calibration,
+            "mistakes_shown": len(mistakes),
+            "mistakes": [
+                {"index": m.index, "true": m.truth, "predicted": m.predicted, "confidence": round(m.confidence, 4)}
+                for m in mistakes
+            ],
         }
         if not trainer.is_global_zero:
             return
@@ -108,10 +131,18 @@ class TestReport(pl.Callback):
         out_dir = Path(trainer.default_root_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomically(out_dir / "test_report.json", self.report)
-        matrix_figure, _ = self.confusion.plot()
-        matrix_figure.savefig(out_dir / "confusion_matrix.png", dpi=120, bbox_inches="tight")
-        figures = {"test/confusion_matrix": matrix_figure, "test/mistakes": mistakes_figure(self.mistakes)}
-        figures["test/mistakes"].savefig(out_dir / "mistakes.png", dpi=120)
+        figures = {
+            "test/confusion_matrix": confusion_figure(matrix),
+            "test/mistakes": mistakes_figure(mistakes),
+            "test/reliability": reliability_figure(
+                calibration["bins"],
+                calibration.get("bins_temperature_scaled"),
+                calibration["ece"],
+                calibration.get("ece_temperature_scaled"),
+            ),
+        }
+        for tag, figure in figures.items():
+            figure.savefig(out_dir / f"{tag.split('/')[1]}.png", dpi=120, bbox_inches="tight")
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 for tag, figure in figures.items():
@@ -139,3 +170,10 @@ def print_report(report: dict) -> None:
             str(c), *[f"[bold]{v}[/bold]" if i == c else (str(v) if v else "·") for i, v in enumerate(row)]
         )
     console.print(confusion)
+    calibration = report["calibration"]
+    line = f"expected calibration error (test): {calibration['ece']:.4f}"
+    if "ece_temperature_scaled" in calibration:
+        line += (
+            f"; temperature-scaled (T = {calibration['temperature']:.3f}): {calibration['ece_temperature_scaled']:.4f}"
+        )
+    console.print(line, highlight=False)

@@ -117,6 +117,7 @@ def train(cfg: DictConfig, started: float | None = None, record: RunRecord | Non
     import torch
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+    from mnist_exp.calibration import calibrate
     from mnist_exp.callbacks import CheckpointOnInterrupt, TrainThroughput
     from mnist_exp.study.pruning import PruneByTrial
 
@@ -158,10 +159,16 @@ def train(cfg: DictConfig, started: float | None = None, record: RunRecord | Non
     if pruning and pruning.pruned_at:  # a search's trial stopped by its pruner: not worth a test
         metrics = {"status": "pruned", "pruned_at_epoch": pruning.pruned_at}
     else:
+        if cfg.get("calibrate"):  # temperature scaling, fitted for the weights about to be tested
+            last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+            metrics["calibration"] = calibrate(
+                module, datamodule, tested_ckpt or (str(last) if last.is_file() else None)
+            )
+            log.info("Temperature scaling: %s", metrics["calibration"])
         tested = trainer.test(
             module, datamodule=datamodule, ckpt_path=tested_ckpt or None, verbose=False, weights_only=True
         )[0]
-        metrics.update({"test/acc": float(tested["test/acc"]), "test/loss": float(tested["test/loss"])})
+        metrics.update({name: float(tested[name]) for name in ("test/acc", "test/loss", "test/ece")})
     metrics.update(
         {
             "val/acc_best": best_validation_accuracy(module),

@@ -44,7 +44,7 @@ MISTAKES = [
         "predict",
         ["ckpt_path=last", "inputs=x", "optimizer=sgd"],
         "Error: optimizer: no such config key; "
-        "the config has: paths, ckpt_path, inputs, top_k, output, device, batch_size",
+        "the config has: paths, ckpt_path, inputs, top_k, output, attributions, device, batch_size",
     ),
     (
         "train",

@@ -1,7 +1,8 @@
 """Test a checkpoint: `mnist-exp-evaluate ckpt_path=PATH|last [data=fashion_mnist]`.
 
-Writes evaluation.json (accuracy, loss, per-class precision/recall/F1, confusion matrix),
-confusion_matrix.png, mistakes.png and TensorBoard figures into its run dir, and prints them.
+Writes evaluation.json (accuracy, loss, per-class precision/recall/F1, confusion matrix, calibration),
+confusion_matrix.png, mistakes.png, reliability.png and TensorBoard figures into its run dir, and prints
+them. `robustness=true` also tests the test set under generated corruptions (mnist_exp/robustness.py).
 The checkpoint was resolved (and `last` pinned to a file) before the run dir was made
 (resume.UseCheckpoint); the model is rebuilt from the checkpoint's own saved hyperparameters.
 """
@@ -43,9 +44,48 @@ def evaluate(cfg: DictConfig) -> dict:
         "test/loss": float(tested["test/loss"]),
         **report.report,
     }
-    write_json_atomically(run_dir / "evaluation.json", results)
     print(f"test accuracy {results['test/acc']:.4f}, test loss {results['test/loss']:.4f} on {cfg.data.name}")
-    print(f"Report in {run_dir} (evaluation.json, confusion_matrix.png, mistakes.png); tensorboard --logdir {run_dir}")
+    written = "evaluation.json, confusion_matrix.png, mistakes.png, reliability.png"
+    if cfg.get("robustness"):
+        results["robustness"] = test_robustness(module, datamodule, loggers, run_dir, cfg.seed)
+        written += ", robustness.json, robustness.png, robustness_examples.png"
+    write_json_atomically(run_dir / "evaluation.json", results)
+    print(f"Report in {run_dir} ({written}); tensorboard --logdir {run_dir}")
+    return results
+
+
+def test_robustness(module, datamodule, loggers, run_dir: Path, seed: int) -> dict:
+    """The test set under every corruption and severity (mnist_exp/robustness.py): robustness.json and the
+    figures in the run dir, scalars and figures in TensorBoard."""
+    import logging
+
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    from mnist_exp.plots import pyplot
+    from mnist_exp.robustness import CORRUPTIONS, examples_figure, robustness, robustness_figure
+
+    log = logging.getLogger(__name__)
+    log.info("Robustness: the test set under %d corruptions x 5 severities", len(CORRUPTIONS))
+    results = robustness(module, datamodule.test_dataloader(), seed=seed, progress=log.info)
+    write_json_atomically(run_dir / "robustness.json", results)
+    figures = {
+        "robustness/accuracy": robustness_figure(results),
+        "robustness/examples": examples_figure(datamodule.test_set.images[:3], seed),
+    }
+    figures["robustness/accuracy"].savefig(run_dir / "robustness.png", dpi=120, bbox_inches="tight")
+    figures["robustness/examples"].savefig(run_dir / "robustness_examples.png", dpi=120, bbox_inches="tight")
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            for name in CORRUPTIONS:
+                for severity, accuracy in results[name].items():
+                    logger.experiment.add_scalar(f"robustness/{name}", accuracy, int(severity))
+            logger.experiment.add_scalar("robustness/mean_corrupted", results["mean_corrupted"], 0)
+            for tag, figure in figures.items():
+                logger.experiment.add_figure(tag, figure, close=False)
+            logger.experiment.flush()
+    for figure in figures.values():
+        pyplot().close(figure)
+    print(f"robustness: clean {results['clean']:.4f}, mean over corruptions {results['mean_corrupted']:.4f}")
     return results
 
 

@@ -43,7 +43,8 @@ def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 17,
         raise ConfigError(f"output={target}: its dir does not exist")
     module = DigitClassifier.from_checkpoint(checkpoint)
     input_shape = tuple(module.hparams.input_shape)
-    model = RawImageClassifier(module.net.to(memory_format=torch.contiguous_format), module.transform).eval()
+    net = module.net.to(memory_format=torch.contiguous_format)
+    model = RawImageClassifier(net, module.transform, module.temperature).eval()
     write_atomically(target, lambda tmp: write_model(model, fmt, tmp, opset, input_shape))
     return target, input_shape, module.hparams.num_classes
 

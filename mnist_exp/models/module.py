@@ -97,6 +97,9 @@ class DigitClassifier(pl.LightningModule):
             setattr(self, f"{stage}_loss", MeanMetric())
         self.val_acc_best = MaxMetric()
         self.provenance: dict | None = None  # set by training (mnist_exp/record.py), saved in checkpoints
+        # Temperature scaling (mnist_exp/calibration.py; calibrate=true fits it): predict_proba and export
+        # divide the logits by it. Saved in checkpoints as `calibration`.
+        self.temperature = 1.0
         # Metric states go into checkpoints, so a resumed run continues a half-done epoch's
         # accuracy and the best validation accuracy so far instead of starting them afresh.
         for metric in (self.train_acc, self.train_loss, self.val_acc_best):
@@ -122,8 +125,10 @@ class DigitClassifier(pl.LightningModule):
 
     @torch.no_grad()
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
-        """Class probabilities for uint8 MNIST-style images [N, 28, 28], preprocessed as in training."""
-        return self.forward_tta(self.transform(images.to(self.device))).exp()
+        """Class probabilities for uint8 MNIST-style images [N, 28, 28], preprocessed as in training and
+        divided by the fitted temperature (1 when none was fitted: then the log-probabilities' softmax is
+        the probabilities themselves)."""
+        return (self.forward_tta(self.transform(images.to(self.device))) / self.temperature).softmax(dim=1)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """uint8 batches become normalized floats on the device (augmented when training)."""
@@ -179,8 +184,10 @@ class DigitClassifier(pl.LightningModule):
         checkpoint["rng_states"] = collect_rng_states()
         if self.provenance:  # where the run came from (mnist_exp/record.py): plain data
             checkpoint["provenance"] = self.provenance
+        checkpoint["calibration"] = {"temperature": self.temperature}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.temperature = float(checkpoint.get("calibration", {}).get("temperature", 1.0))
         # Resuming a fit: continue the random streams (dropout, augmentation) where they were.
         if self._trainer is not None and self.trainer.state.fn == "fit" and "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])
@@ -219,4 +226,5 @@ class DigitClassifier(pl.LightningModule):
             raise CheckpointError(
                 f"ckpt_path={checkpoint.path}: weights do not fit the model config inside it ({first})"
             ) from None
+        module.temperature = float(checkpoint.contents.get("calibration", {}).get("temperature", 1.0))
         return module.eval()

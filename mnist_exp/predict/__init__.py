@@ -1,12 +1,14 @@
 """Predict the digits in real image files.
 
-  python -m mnist_exp.predict ckpt_path=PATH inputs=FILE|DIR|GLOB [top_k=3] [output=FILE]
+  python -m mnist_exp.predict ckpt_path=PATH inputs=FILE|DIR|GLOB [top_k=3] [output=FILE] [attributions=DIR]
   (--top-k N is accepted for top_k=N)
 
 Each image is made to look like an MNIST digit (mnist_exp/images.py) and normalized as in
 training. One JSON line per file goes to stdout (and to `output`): the file, the predicted
 digit, its probability, the top-k and all ten probabilities, or the error for a file that is
-missing, empty or not an image. A table goes to stderr. Exit code 1 if any file failed.
+missing, empty or not an image. A table goes to stderr. Exit code 1 if any file failed. With
+`attributions=DIR`, each file also gets DIR/NUMBER_NAME.png: the digit as the model saw it and why
+(Integrated Gradients towards the predicted digit and the runner-up; mnist_exp/attributions.py).
 """
 
 from __future__ import annotations
@@ -67,8 +69,42 @@ def glob_files(pattern: Path) -> list[Path]:
     return [p for p in base.glob(rest) if p.is_file()]
 
 
-def predict_files(module, files: list[Path], top_k: int, batch_size: int) -> Iterator[dict]:
-    """One result per file, in order, batch by batch (at most batch_size images in memory)."""
+def write_attributions(module, digits, probabilities, names: list[str], out_dir: Path) -> list[str]:
+    """For each digit, one PNG: the digit as the model sees it, then its Integrated Gradients maps for the
+    predicted digit and for the runner-up (mnist_exp/attributions.py: red for, blue against)."""
+    import torch
+    from torchvision.utils import save_image
+
+    from mnist_exp.attributions import as_rgb, integrated_gradients
+
+    inputs = module.transform(digits.to(module.device))
+    first, second = probabilities.topk(2, dim=1).indices.unbind(dim=1)
+    towards = [integrated_gradients(module, inputs, classes) for classes in (first, second)]
+    written = []
+    for i, name in enumerate(names):
+        digit = (digits[i].float() / 255.0).reshape(*digits.shape[-2:], 1).expand(-1, -1, 3)
+        panels = torch.cat(
+            [
+                digit,
+                torch.ones(digit.shape[0], 1, 3),
+                as_rgb(towards[0][i]),
+                torch.ones(digit.shape[0], 1, 3),
+                as_rgb(towards[1][i]),
+            ],
+            dim=1,
+        )
+        path = out_dir / name
+        big = torch.nn.functional.interpolate(panels.permute(2, 0, 1)[None], scale_factor=8, mode="nearest")[0]
+        save_image(big, path)
+        written.append(str(path))
+    return written
+
+
+def predict_files(
+    module, files: list[Path], top_k: int, batch_size: int, attributions: Path | None = None
+) -> Iterator[dict]:
+    """One result per file, in order, batch by batch (at most batch_size images in memory); with
+    `attributions` a dir, an attribution PNG for each file there (NUMBER_STEM.png, NUMBER its place)."""
     import numpy as np
     import torch
 
@@ -82,7 +118,14 @@ def predict_files(module, files: list[Path], top_k: int, batch_size: int) -> Ite
             except ImageError as error:
                 rows.append({"file": shown_path(path), "error": str(error)})
         if digits:
-            probabilities = module.predict_proba(torch.from_numpy(np.stack(digits))).cpu()
+            stacked = torch.from_numpy(np.stack(digits))
+            probabilities = module.predict_proba(stacked).cpu()
+            if attributions is not None:
+                names = [f"{start + i}_{files[start + i].stem}.png" for i in where]
+                for i, path in zip(
+                    where, write_attributions(module, stacked, probabilities, names, attributions), strict=True
+                ):
+                    rows[i]["attribution"] = path
             for i, p in zip(where, probabilities, strict=False):
                 best = p.topk(min(top_k, len(p)))
                 rows[i].update(
@@ -150,6 +193,11 @@ def predict(cfg: DictConfig) -> int:
         raise ConfigError(f"inputs={cfg.inputs}: no such file or dir")
     if cfg.output and not writable_file(Path(cfg.output)):
         raise ConfigError(f"output={cfg.output}: cannot be written")
+    attributions = Path(cfg.attributions) if cfg.get("attributions") else None
+    if attributions is not None:
+        attributions.mkdir(parents=True, exist_ok=True)
+        if not os.access(attributions, os.W_OK | os.X_OK):
+            raise ConfigError(f"attributions={cfg.attributions}: cannot be written into")
     checkpoint = resolve(str(found), cfg.paths.log_dir)
     if cfg.ckpt_path == "last":
         print(f"ckpt_path=last: {checkpoint.path}", file=sys.stderr)
@@ -166,7 +214,7 @@ def predict(cfg: DictConfig) -> int:
     with ExitStack() as stack:
         out = stack.enter_context(open(cfg.output, "w")) if cfg.output else None
         advance = stack.enter_context(progress_bar(len(files)))
-        for number, row in enumerate(predict_files(module, files, cfg.top_k, cfg.batch_size), 1):
+        for number, row in enumerate(predict_files(module, files, cfg.top_k, cfg.batch_size, attributions), 1):
             line = json.dumps(row)
             print(line, flush=number % cfg.batch_size == 0)
             if out:

@@ -1,0 +1,201 @@
+"""Seeing inside the model: calibration and temperature scaling, Integrated Gradients, the corruptions,
+the report's figures, filters, feature maps and embeddings in TensorBoard, robustness=true, predict's
+attribution maps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mnist_exp.attributions import integrated_gradients
+from mnist_exp.calibration import expected_calibration_error, fit_temperature, reliability_bins
+from mnist_exp.data.transforms import BatchTransform
+from mnist_exp.figures import confusion_figure
+from mnist_exp.robustness import CORRUPTIONS, SEVERITIES, corrupt
+from tests.helpers import load_events, run_cli, synthetic_digits
+
+
+def test_temperature_scaling_finds_the_temperature_that_made_a_model_overconfident():
+    generator = torch.Generator().manual_seed(0)
+    honest = torch.randn(20_000, 10, generator=generator) * 2
+    labels = torch.multinomial(honest.softmax(dim=1), 1, generator=generator).squeeze(1)  # calibrated by design
+    overconfident = honest * 2.5
+    assert fit_temperature(overconfident, labels) == pytest.approx(2.5, rel=0.05)
+    before, after = (
+        expected_calibration_error(overconfident, labels),
+        expected_calibration_error(overconfident, labels, 2.5),
+    )
+    assert before > 0.1 and after < 0.02 and after < before
+    bins = reliability_bins(overconfident, labels)
+    assert sum(b["count"] for b in bins) == 20_000 and len(bins) == 15
+
+
+class Tiny(nn.Module):
+    """What integrated_gradients needs of a module: its device, its input transform, logits."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.transform = BatchTransform()
+        self.net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 28 * 28, 10))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_integrated_gradients_add_up_to_the_logit_difference_from_an_empty_image():
+    module = Tiny()
+    images, _ = synthetic_digits(4, seed=3)
+    inputs = module.transform(torch.from_numpy(images))
+    classes = torch.tensor([0, 3, 5, 9])
+    attributions = integrated_gradients(module, inputs, classes)
+    with torch.no_grad():
+        empty = module(module.transform(torch.zeros(4, 28, 28)))
+        difference = module(inputs).gather(1, classes[:, None]).squeeze(1) - empty.gather(1, classes[:, None]).squeeze(
+            1
+        )
+    assert attributions.shape == (4, 28, 28)
+    assert attributions.sum(dim=(1, 2)) == pytest.approx(difference, abs=0.05 * float(difference.abs().max()))
+
+
+def test_every_corruption_is_seeded_bounded_and_worse_at_higher_severity():
+    images = torch.from_numpy(synthetic_digits(16, seed=4)[0])
+    clean = images.float().unsqueeze(1)
+    for name in CORRUPTIONS:
+        changes = []
+        for severity in SEVERITIES:
+            out = corrupt(images, name, severity, seed=7)
+            assert out.shape == (16, 1, 28, 28) and out.min() >= 0 and out.max() <= 255, name
+            assert torch.equal(out, corrupt(images, name, severity, seed=7)), name  # the same digits, the same way
+            changes.append(float((out - clean).abs().mean()))
+        assert changes[0] > 0 and changes[-1] > changes[0], (name, changes)
+
+
+def test_the_confusion_matrix_colours_errors_on_their_own_scale():
+    matrix = torch.zeros(10, 10, dtype=torch.long)
+    matrix.fill_diagonal_(1000)
+    matrix[4, 9], matrix[7, 2] = 3, 30
+    figure = confusion_figure(matrix)
+    errors = figure.axes[0].images[1]  # the second layer: errors only, the diagonal masked out
+    colour = errors.cmap(errors.norm(np.array([3, 30])))
+    assert not np.allclose(colour[0], colour[1])
+    assert errors.get_array().mask[0, 0] and errors.get_array().mask[0, 1]  # diagonal and empty cells: grey/white
+    assert not errors.get_array().mask[4, 9]
+
+
+@pytest.mark.slow
+def test_a_training_run_shows_what_the_model_learned(synthetic_run):
+    data, run_dir = synthetic_run
+    for name in ("filters.png", "feature_maps.png", "reliability.png", "mistakes.png", "confusion_matrix.png"):
+        assert (run_dir / name).stat().st_size > 500, name
+    report = json.loads((run_dir / "test_report.json").read_text())
+    calibration = report["calibration"]
+    assert 0 <= calibration["ece"] <= 1 and sum(b["count"] for b in calibration["bins"]) == 200
+    assert json.loads((run_dir / "metrics.json").read_text())["test/ece"] == pytest.approx(calibration["ece"])
+    mistakes = report["mistakes"]
+    assert [m["confidence"] for m in mistakes] == sorted((m["confidence"] for m in mistakes), reverse=True)
+    _, test_labels = synthetic_digits(200, seed=2)
+    assert all(int(test_labels[m["index"]]) == m["true"] != m["predicted"] for m in mistakes)
+    events = load_events(run_dir)
+    images = set(events.Tags()["images"])
+    assert {"insight/filters", "insight/feature_maps/conv1", "insight/feature_maps/conv2"} <= images
+    assert {"test/mistakes", "test/reliability", "test/confusion_matrix"} <= images
+    assert len(events.Images("insight/filters")) == 2  # one per epoch (TINY_RUN: 2)
+    assert "test/ece" in events.Tags()["scalars"]
+    projector = (run_dir / "projector_config.pbtxt").read_text()
+    assert "metadata.tsv" in projector and "sprite.png" in projector
+    embedding_dir = next(run_dir.glob("*/test_penultimate"))
+    metadata = (embedding_dir / "metadata.tsv").read_text().splitlines()
+    assert metadata[0] == "true\tpredicted" and len(metadata) == 201
+    assert len((embedding_dir / "tensors.tsv").read_text().splitlines()) == 200
+    assert len((embedding_dir / "tensors.tsv").read_text().splitlines()[0].split("\t")) == 128  # the hidden units
+
+
+@pytest.mark.slow
+def test_calibrate_fits_a_temperature_that_predict_and_export_use(synthetic, tmp_path):
+    from mnist_exp.checkpoints import resolve
+    from mnist_exp.inference import RawImageClassifier, load_classifier
+
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        [
+            *synthetic.overrides(),
+            "trainer.max_epochs=2",
+            "data.batch_size=32",
+            "trainer.accelerator=cpu",
+            "calibrate=true",
+            f"hydra.run.dir={run_dir}",
+        ]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    temperature = metrics["calibration"]["temperature"]
+    assert temperature > 0 and temperature != 1.0
+    checkpoint = resolve(metrics["checkpoint"], tmp_path)
+    assert checkpoint.contents["calibration"]["temperature"] == pytest.approx(temperature, abs=1e-4)
+    report = json.loads((run_dir / "test_report.json").read_text())["calibration"]
+    assert report["temperature"] == pytest.approx(temperature, abs=1e-4) and "ece_temperature_scaled" in report
+
+    module = load_classifier(checkpoint)
+    images = torch.from_numpy(synthetic_digits(8, seed=5)[0])
+    with torch.no_grad():
+        logits = module(module.transform(images))
+        expected = (logits / module.temperature).softmax(dim=1)
+        exported = RawImageClassifier(module.net, module.transform, module.temperature)(images.float().unsqueeze(1))
+    assert module.predict_proba(images) == pytest.approx(expected, abs=1e-5)
+    assert exported == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_evaluate_robustness_writes_accuracy_by_corruption_and_severity(synthetic_run, tmp_path):
+    data, run_dir = synthetic_run
+    out = tmp_path / "eval"
+    checkpoint = json.loads((run_dir / "metrics.json").read_text())["checkpoint"]
+    result = run_cli(
+        [f"ckpt_path={checkpoint}", *data.overrides(), "robustness=true", f"hydra.run.dir={out}"],
+        module="mnist_exp.evaluate",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    robustness = json.loads((out / "robustness.json").read_text())
+    assert set(robustness) == {"clean", "mean_corrupted", *CORRUPTIONS}
+    assert all(set(robustness[name]) == {"1", "2", "3", "4", "5"} for name in CORRUPTIONS)
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert robustness["clean"] == pytest.approx(evaluation["test/acc"], abs=1e-4)
+    assert evaluation["robustness"]["mean_corrupted"] == robustness["mean_corrupted"]
+    for name in ("robustness.png", "robustness_examples.png"):
+        assert (out / name).stat().st_size > 1000
+    events = load_events(out)
+    assert {f"robustness/{name}" for name in CORRUPTIONS} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("robustness/rotation")] == [1, 2, 3, 4, 5]
+    assert "[56/56] inversion severity 5" in result.stderr + result.stdout  # progress, step by step
+
+
+@pytest.mark.slow
+def test_predict_writes_an_attribution_map_for_each_file(synthetic_run, tmp_path):
+    from PIL import Image
+
+    _, run_dir = synthetic_run
+    images, _ = synthetic_digits(3, seed=6)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(tmp_path / f"digit{i}.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "why"
+    result = run_cli(
+        [f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", f"inputs={tmp_path}", f"attributions={out}"],
+        module="mnist_exp.predict",
+    )
+    assert result.returncode == 1  # the broken file is reported; the others are predicted and explained
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    explained = [row for row in rows if "attribution" in row]
+    assert len(explained) == 3 and all(Path(row["attribution"]).is_file() for row in explained)
+    assert sorted(p.name for p in out.iterdir()) == ["1_digit0.png", "2_digit1.png", "3_digit2.png"]
+    assert Image.open(out / "1_digit0.png").size == (8 * (3 * 28 + 2), 8 * 28)
