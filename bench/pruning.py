@@ -36,21 +36,26 @@ def main() -> None:
     parser.add_argument("--extra", nargs="*", default=[], help="more overrides for both searches")
     args = parser.parse_args()
     started, processes = {}, {}
+    args.out.mkdir(parents=True, exist_ok=True)
     for name, overrides in VARIANTS.items():
         sweep_dir = args.out / name.split()[0]
         command = [sys.executable, "-m", "mnist_exp", *SEARCH, *overrides, *args.extra]
         command += [f"hydra.sweeper.n_trials={args.trials}", f"hydra.sweep.dir={sweep_dir}"]
         started[name] = time.perf_counter()
-        processes[name] = (
-            subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT),
-            sweep_dir,
-        )
+        log = open(args.out / f"{sweep_dir.name}.log", "w")  # a file, not a pipe: neither search waits on a reader
+        processes[name] = (subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), sweep_dir, log)
+    walls = {}
+    while len(walls) < len(processes):  # each search's wall time, whichever ends first
+        for name, (process, _, _) in processes.items():
+            if name not in walls and process.poll() is not None:
+                walls[name] = time.perf_counter() - started[name]
+        time.sleep(0.5)
     rows = []
-    for name, (process, sweep_dir) in processes.items():
-        log = process.communicate()[0].decode(errors="replace")
-        wall = time.perf_counter() - started[name]
+    for name, (process, sweep_dir, log) in processes.items():
+        log.close()
+        wall = walls[name]
         if process.returncode != 0:
-            sys.exit(f"{name}: the search failed:\n{log[-3000:]}")
+            sys.exit(f"{name}: the search failed; see {log.name}")
         results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
         rows.append((name, wall, results["best_value"], results["trials"], sweep_dir))
     reference = rows[0][1]
