@@ -6,6 +6,7 @@ and the flags that keep Chromium off the network it cannot reach here."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -14,12 +15,13 @@ from pathlib import Path
 FLAGS = [
     "--headless",
     "--no-sandbox",  # tests run as root in CI
-    "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--enable-unsafe-swiftshader",  # WebGL in software (TensorBoard's projector) without a GPU
+    "--use-angle=swiftshader",
 ]
 
 
@@ -51,6 +53,20 @@ def run_chromium(url: str, *options: str, wait_ms: int = 10_000) -> str:
         )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
+
+
+def requested_urls(url: str, wait_ms: int = 10_000, size: str = "1400,900") -> set[str]:
+    """Every URL the page fetched while it loaded (Chromium's network log): what a page drew, also inside
+    an iframe (TensorBoard's projector) or a shadow DOM (its images), which --dump-dom does not show. A
+    tall window (`size`) makes a page load what is below its fold too."""
+    import json
+
+    with tempfile.TemporaryDirectory() as folder:
+        log = Path(folder) / "netlog.json"
+        screenshot = "--screenshot=" + str(Path(folder) / "page.png")
+        run_chromium(url, f"--log-net-log={log}", screenshot, f"--window-size={size}", wait_ms=wait_ms)
+        text = log.read_text()
+    return {json.loads(f'"{found}"') for found in re.findall(r'"url":"((?:[^"\\]|\\.)*)"', text)}
 
 
 def rendered_page(url: str, wait_ms: int = 10_000) -> str:

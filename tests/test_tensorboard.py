@@ -151,3 +151,26 @@ def test_a_sweeps_hparams_table_shows_its_swept_keys_and_metrics_first(synthetic
         chart["title"]: chart["multiline"]["tag"] for category in layout["category"] for chart in category["chart"]
     }
     assert charts == {"loss": ["^train/loss$", "^val/loss$"], "accuracy": ["^train/acc$", "^val/acc$"]}
+
+
+@pytest.mark.slow
+def test_a_browser_sees_the_projector_filters_feature_maps_and_attributions(synthetic_run, tensorboard_server):
+    """A real headless Chromium on a real TensorBoard: what docs/inside.md shows a learner."""
+    from urllib.parse import parse_qs, urlparse
+
+    from tests.browser import requested_urls, require_chromium
+
+    require_chromium()
+    _, run_dir = synthetic_run
+    port = tensorboard_server(run_dir)
+    wait_for(port, "/data/plugin/projector/runs", lambda runs: runs == ["."])
+    # The projector runs in an iframe: what its page fetched shows it loaded the embedding, sprite and labels.
+    fetched = [urlparse(u) for u in requested_urls(f"http://127.0.0.1:{port}/#projector", wait_ms=20_000)]
+    projector = {u.path.rsplit("/", 1)[1]: parse_qs(u.query) for u in fetched if "/plugin/projector/" in u.path}
+    for what in ("tensor", "metadata", "sprite_image"):
+        assert projector[what]["name"][0].startswith("test_penultimate"), what
+    # (the images dashboard draws the cards in view: the tag filter brings the test report's up)
+    drawn = requested_urls(f"http://127.0.0.1:{port}/#images&tagFilter=test", wait_ms=20_000, size="1400,2000")
+    shown = {parse_qs(urlparse(u).query)["tag"][0] for u in drawn if "/plugin/images/images?" in u}
+    assert {"insight/filters", "insight/feature_maps/conv1", "test/mistakes", "test/reliability"} <= shown
+    assert any("/plugin/images/individualImage?" in u for u in drawn)  # and the images themselves
