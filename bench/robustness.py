@@ -50,8 +50,8 @@ def outside_digits() -> tuple[torch.Tensor, torch.Tensor]:
 def mnist_test_loader(batch_size: int = 1000):
     from mnist_exp.data.idx import read_idx
 
-    images = torch.from_numpy(read_idx(ROOT / "data" / "mnist" / "t10k-images-idx3-ubyte"))
-    labels = torch.from_numpy(read_idx(ROOT / "data" / "mnist" / "t10k-labels-idx1-ubyte")).long()
+    images = torch.from_numpy(read_idx(ROOT / "data" / "mnist" / "t10k-images-idx3-ubyte").copy())
+    labels = torch.from_numpy(read_idx(ROOT / "data" / "mnist" / "t10k-labels-idx1-ubyte").copy()).long()
     return [(images[i : i + batch_size], labels[i : i + batch_size]) for i in range(0, len(images), batch_size)]
 
 
