@@ -219,8 +219,11 @@ class DigitClassifier(pl.LightningModule):
             raise CheckpointError(
                 f"ckpt_path={checkpoint.path}: its saved hyperparameters do not fit {cls.__name__} ({error})"
             ) from None
+        # A training-only augmentation may keep state of its own (kornia's RandomContrast: a buffer); the
+        # module rebuilt here has none, as evaluate, predict and export never augment.
+        weights = {k: v for k, v in checkpoint.contents["state_dict"].items() if not k.startswith("transform.augment.")}
         try:
-            module.load_state_dict(checkpoint.contents["state_dict"])
+            module.load_state_dict(weights)
         except RuntimeError as error:
             first = str(error).strip().splitlines()[0]
             raise CheckpointError(
