@@ -329,9 +329,8 @@ def summarize_study(storage: str, study_name: str, out_dir: Path | None) -> int:
         write_text_atomically(out_dir / "study.csv", to_csv(rows, STUDY_COLUMNS))
         write_text_atomically(out_dir / "study.md", to_markdown(rows, STUDY_COLUMNS))
     workers = len({r["worker"] for r in rows if r["worker"]})
-    print_table(
-        rows, f"study {study_name!r} in {masked(storage)} ({len(rows)} trials, {workers} workers)", STUDY_COLUMNS
-    )
+    counted = f"{len(rows)} trials, {workers} worker{'s' if workers != 1 else ''}"
+    print_table(rows, f"study {study_name!r} in {masked(storage)} ({counted})", STUDY_COLUMNS)
     for line in best_lines(study):
         print(line)
     return 0
