@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from mnist_exp.models.modes import evaluating
+
 STEPS = 32
 
 
@@ -26,12 +28,10 @@ def integrated_gradients(module, inputs: torch.Tensor, classes: torch.Tensor) ->
     with torch.inference_mode(False), torch.enable_grad(), torch.autocast(device.type, enabled=False):
         inputs = inputs.detach().clone().float().to(device)  # a normal tensor: autograd refuses inference ones
         baseline = module.transform(torch.zeros_like(inputs)).float()  # raw pixel value 0 everywhere, normalized
-        was_training = module.training
-        module.eval()
-        attributions = IntegratedGradients(module).attribute(
-            inputs, baselines=baseline, target=classes.to(device), n_steps=STEPS, internal_batch_size=512
-        )
-        module.train(was_training)
+        with evaluating(module):
+            attributions = IntegratedGradients(module).attribute(
+                inputs, baselines=baseline, target=classes.to(device), n_steps=STEPS, internal_batch_size=512
+            )
     return attributions.detach().sum(dim=1).cpu()
 
 

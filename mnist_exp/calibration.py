@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional
 
+from mnist_exp.models.modes import evaluating
+
 BINS = 15
 
 
@@ -65,13 +67,11 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 @torch.no_grad()
 def logits_and_labels(module, dataloader) -> tuple[torch.Tensor, torch.Tensor]:
     """The module's logits for every batch of uint8 images of a loader, in eval mode, on the module's device."""
-    was_training = module.training
-    module.eval()
     outputs, targets = [], []
-    for images, labels in dataloader:
-        outputs.append(module(module.transform(images.to(module.device))).float().cpu())
-        targets.append(labels)
-    module.train(was_training)
+    with evaluating(module):
+        for images, labels in dataloader:
+            outputs.append(module(module.transform(images.to(module.device))).float().cpu())
+            targets.append(labels)
     return torch.cat(outputs), torch.cat(targets)
 
 

@@ -7,6 +7,7 @@ run's end."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -23,6 +24,24 @@ class Mistake:
     confidence: float
     towards_predicted: torch.Tensor | None = None  # attribution maps [H, W]
     towards_truth: torch.Tensor | None = None
+
+
+def tensorboard_writers(loggers) -> list:
+    """The SummaryWriters of the TensorBoard loggers among `loggers`."""
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    return [logger.experiment for logger in loggers if isinstance(logger, TensorBoardLogger)]
+
+
+def publish(figures: dict, out_dir: Path, writers: list, step: int | None = None) -> None:
+    """Each figure, {file name: (TensorBoard tag, figure)}, as out_dir/NAME.png and under its tag in each
+    writer; then closed."""
+    plt = pyplot()
+    for name, (tag, figure) in figures.items():
+        figure.savefig(out_dir / f"{name}.png", dpi=120, bbox_inches="tight")
+        for writer in writers:
+            writer.add_figure(tag, figure, global_step=step, close=False)
+        plt.close(figure)
 
 
 def confusion_figure(matrix: torch.Tensor, title: str = "confusion matrix (test)"):

@@ -18,12 +18,10 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import TensorBoardLogger
 from torch import nn
 
-
-def tensorboard_writers(trainer) -> list:
-    return [logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+from mnist_exp.figures import tensorboard_writers
+from mnist_exp.models.modes import evaluating
 
 
 def tiles(maps: torch.Tensor, columns: int) -> torch.Tensor:
@@ -46,7 +44,7 @@ class ModelInsight(pl.Callback):
 
     @torch.no_grad()
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero or not tensorboard_writers(trainer):
+        if trainer.sanity_checking or not trainer.is_global_zero or not tensorboard_writers(trainer.loggers):
             return
         convs = [m for m in pl_module.net.modules() if isinstance(m, nn.Conv2d)]
         if not convs:
@@ -58,17 +56,15 @@ class ModelInsight(pl.Callback):
             hooks = [
                 conv.register_forward_hook(lambda m, i, out: maps.append(out.detach().float().cpu())) for conv in convs
             ]
-            was_training = pl_module.training
-            pl_module.eval()
             try:
-                pl_module(pl_module.transform(images.to(pl_module.device)))
+                with evaluating(pl_module):
+                    pl_module(pl_module.transform(images.to(pl_module.device)))
             finally:
-                pl_module.train(was_training)
                 for hook in hooks:
                     hook.remove()
             for layer, out in enumerate(maps, start=1):  # one row per digit, one column per channel
                 self.grids[f"feature_maps/conv{layer}"] = tiles(out.flatten(0, 1), columns=out.shape[1])
-        for writer in tensorboard_writers(trainer):
+        for writer in tensorboard_writers(trainer.loggers):
             for tag, grid in self.grids.items():
                 writer.add_image(f"insight/{tag}", grid, global_step=trainer.current_epoch + 1)
 
@@ -95,7 +91,7 @@ class ModelInsight(pl.Callback):
         self.images: list[torch.Tensor] = []
         self.captured: list[torch.Tensor] = []
         linears = [m for m in pl_module.net.modules() if isinstance(m, nn.Linear)]
-        wanted = self.embedding and linears and trainer.is_global_zero and tensorboard_writers(trainer)
+        wanted = self.embedding and linears and trainer.is_global_zero and tensorboard_writers(trainer.loggers)
         self.hook = (
             linears[-1].register_forward_pre_hook(lambda m, args: self.captured.append(args[0].detach()))
             if wanted
@@ -122,7 +118,7 @@ class ModelInsight(pl.Callback):
             return
         labels, predicted = torch.cat(self.labels).tolist(), torch.cat(self.predicted).tolist()
         metadata = [[str(t), str(p)] for t, p in zip(labels, predicted, strict=True)]
-        for writer in tensorboard_writers(trainer):
+        for writer in tensorboard_writers(trainer.loggers):
             writer.add_embedding(
                 torch.cat(self.features),
                 metadata=metadata,

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import TensorBoardLogger
 from rich.console import Console
 from rich.table import Table
 from torchmetrics import MetricCollection
@@ -26,8 +25,7 @@ from torchmetrics.classification import (
 
 from mnist_exp.attributions import integrated_gradients
 from mnist_exp.calibration import BINS, reliability_bins, reliability_figure
-from mnist_exp.figures import Mistake, confusion_figure, mistakes_figure
-from mnist_exp.plots import pyplot
+from mnist_exp.figures import Mistake, confusion_figure, mistakes_figure, publish, tensorboard_writers
 from mnist_exp.rundirs import write_json_atomically
 
 
@@ -127,28 +125,21 @@ class TestReport(pl.Callback):
         }
         if not trainer.is_global_zero:
             return
-        plt = pyplot()
         out_dir = Path(trainer.default_root_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomically(out_dir / "test_report.json", self.report)
+        reliability = reliability_figure(
+            calibration["bins"],
+            calibration.get("bins_temperature_scaled"),
+            calibration["ece"],
+            calibration.get("ece_temperature_scaled"),
+        )
         figures = {
-            "test/confusion_matrix": confusion_figure(matrix),
-            "test/mistakes": mistakes_figure(mistakes),
-            "test/reliability": reliability_figure(
-                calibration["bins"],
-                calibration.get("bins_temperature_scaled"),
-                calibration["ece"],
-                calibration.get("ece_temperature_scaled"),
-            ),
+            "confusion_matrix": ("test/confusion_matrix", confusion_figure(matrix)),
+            "mistakes": ("test/mistakes", mistakes_figure(mistakes)),
+            "reliability": ("test/reliability", reliability),
         }
-        for tag, figure in figures.items():
-            figure.savefig(out_dir / f"{tag.split('/')[1]}.png", dpi=120, bbox_inches="tight")
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                for tag, figure in figures.items():
-                    logger.experiment.add_figure(tag, figure, global_step=trainer.global_step, close=False)
-        for figure in figures.values():
-            plt.close(figure)
+        publish(figures, out_dir, tensorboard_writers(trainer.loggers), trainer.global_step)
         print_report(self.report)
 
 

@@ -59,32 +59,26 @@ def test_robustness(module, datamodule, loggers, run_dir: Path, seed: int) -> di
     figures in the run dir, scalars and figures in TensorBoard."""
     import logging
 
-    from pytorch_lightning.loggers import TensorBoardLogger
-
-    from mnist_exp.plots import pyplot
+    from mnist_exp.figures import publish, tensorboard_writers
     from mnist_exp.robustness import CORRUPTIONS, examples_figure, robustness, robustness_figure
 
     log = logging.getLogger(__name__)
     log.info("Robustness: the test set under %d corruptions x 5 severities", len(CORRUPTIONS))
     results = robustness(module, datamodule.test_dataloader(), seed=seed, progress=log.info)
     write_json_atomically(run_dir / "robustness.json", results)
+    writers = tensorboard_writers(loggers)
+    for writer in writers:
+        for name in CORRUPTIONS:
+            for severity, accuracy in results[name].items():
+                writer.add_scalar(f"robustness/{name}", accuracy, int(severity))
+        writer.add_scalar("robustness/mean_corrupted", results["mean_corrupted"], 0)
     figures = {
-        "robustness/accuracy": robustness_figure(results),
-        "robustness/examples": examples_figure(datamodule.test_set.images[:3], seed),
+        "robustness": ("robustness/accuracy", robustness_figure(results)),
+        "robustness_examples": ("robustness/examples", examples_figure(datamodule.test_set.images[:3], seed)),
     }
-    figures["robustness/accuracy"].savefig(run_dir / "robustness.png", dpi=120, bbox_inches="tight")
-    figures["robustness/examples"].savefig(run_dir / "robustness_examples.png", dpi=120, bbox_inches="tight")
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            for name in CORRUPTIONS:
-                for severity, accuracy in results[name].items():
-                    logger.experiment.add_scalar(f"robustness/{name}", accuracy, int(severity))
-            logger.experiment.add_scalar("robustness/mean_corrupted", results["mean_corrupted"], 0)
-            for tag, figure in figures.items():
-                logger.experiment.add_figure(tag, figure, close=False)
-            logger.experiment.flush()
-    for figure in figures.values():
-        pyplot().close(figure)
+    publish(figures, run_dir, writers)
+    for writer in writers:
+        writer.flush()
     print(f"robustness: clean {results['clean']:.4f}, mean over corruptions {results['mean_corrupted']:.4f}")
     return results
 
