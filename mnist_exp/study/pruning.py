@@ -15,6 +15,8 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
+from mnist_exp.study import NO_PRUNER
+
 log = logging.getLogger(__name__)
 
 SWEEPER = "hydra_plugins.mnist_exp_optuna.study_sweeper.OptunaStudySweeper"
@@ -27,7 +29,7 @@ def this_jobs_trial():
         return None
     hydra = HydraConfig.get()
     sweeper = hydra.sweeper
-    if sweeper.get("_target_") != SWEEPER or sweeper.pruner.get("_target_") == "optuna.pruners.NopPruner":
+    if sweeper.get("_target_") != SWEEPER or sweeper.pruner.get("_target_") == NO_PRUNER:
         return None
     import optuna
     from hydra.utils import instantiate

@@ -146,20 +146,21 @@ def fail_stale_trials(study: optuna.Study, url: str) -> None:
 
 
 class Heartbeat:
-    """Records a heartbeat for the trials being run, every heartbeat interval, in a background thread."""
+    """Records a heartbeat for the trials being run (by number, in a study), every heartbeat interval, in a
+    background thread; nothing where the storage records none."""
 
-    def __init__(self, storage: optuna.storages.BaseStorage, trial_ids: list[int]):
+    def __init__(self, storage: optuna.storages.BaseStorage, study_name: str, numbers: list[int]):
         self.storage = storage
-        self.trial_ids = trial_ids if beats(storage) else []
+        self.trial_ids = [trial_id(storage, study_name, number) for number in numbers] if beats(storage) else []
         self.interval = storage.get_heartbeat_interval() if beats(storage) else None
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.beat, daemon=True, name="optuna-heartbeat")
 
     def beat(self) -> None:
         while True:
-            for trial_id in self.trial_ids:
+            for running in self.trial_ids:
                 try:
-                    self.storage.record_heartbeat(trial_id)
+                    self.storage.record_heartbeat(running)
                 except Exception as error:  # a lost connection must not kill the running jobs
                     log.warning("heartbeat not recorded: %s", str(error).splitlines()[0])
             if self.stop.wait(self.interval):

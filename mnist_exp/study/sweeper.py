@@ -29,6 +29,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
 
 from mnist_exp.errors import ConfigError
+from mnist_exp.study import NO_PRUNER
 from mnist_exp.study.report import best_lines, results
 from mnist_exp.study.space import search_space, trial_overrides
 from mnist_exp.study.storage import (
@@ -40,7 +41,6 @@ from mnist_exp.study.storage import (
     open_storage,
     with_retries,
 )
-from mnist_exp.study.storage import trial_id as trial_id_of
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class StudySweeper:
                 f"hydra.sweeper.objectives has {len(self.objectives)} metrics and hydra.sweeper.direction "
                 f"{len(self.directions)}: give one direction per objective"
             )
-        if len(self.directions) > 1 and pruner.get("_target_") != "optuna.pruners.NopPruner":
+        if len(self.directions) > 1 and pruner.get("_target_") != NO_PRUNER:
             raise ConfigError(
                 f"a pruner stops trials by one objective; with {len(self.directions)} objectives "
                 "use hydra/sweeper/pruner=none"
@@ -109,7 +109,7 @@ class StudySweeper:
             hydra_context=hydra_context, task_function=task_function, config=config
         )
         self.url = location(self.storage, config.hydra.sweep.dir)
-        self.rdb = None
+        self.storage_opened = None  # the storage the study lives in, once open_study opened it
 
     def make_sampler(self, trials_so_far: int) -> tuple[Any, str]:
         """The sampler and a line on its seed: on a shared storage, a seed of this worker's own."""
@@ -158,7 +158,7 @@ class StudySweeper:
             seed_line,
             type(study.pruner).__name__,
         )
-        self.rdb = storage
+        self.storage_opened = storage
         return study
 
     def ask_new_point(self, study: optuna.Study, distributions: dict, fixed: list[str]) -> tuple | None:
@@ -207,8 +207,7 @@ class StudySweeper:
     def run_trials(self, study: optuna.Study, trials: list[tuple]) -> None:
         """Launch (trial, overrides) pairs, each job numbered by its trial, and tell the study how each ended."""
         returns = []
-        ids = [trial_id_of(self.rdb, study.study_name, trial.number) for trial, _ in trials]
-        with Heartbeat(self.rdb, ids):
+        with Heartbeat(self.storage_opened, study.study_name, [trial.number for trial, _ in trials]):
             for run in consecutive_runs(trials):
                 returns += self.launcher.launch([overrides for _, overrides in run], initial_job_idx=run[0][0].number)
         failures = []
