@@ -119,3 +119,17 @@ def resolve_precision(precision: Any, accelerator: str) -> tuple[Any, str]:
         onednn_max_isa=os.environ.get("ONEDNN_MAX_CPU_ISA"),
     )
     return chosen, f"auto: {why}"
+
+
+def cpu_kind() -> str:
+    """One line naming this CPU as the benchmarks and CI name it: model, the instructions torch uses, native
+    bf16 or not, and the precision `auto` picks for it."""
+    info = describe("cpu")
+    precision, _ = resolve_precision("auto", "cpu")
+    caps = ", capped by " + " ".join(f"{k}={v}" for k, v in info["isa_caps"].items()) if "isa_caps" in info else ""
+    bf16 = "native bf16" if info["native_bf16_cpu"] else "no native bf16"
+    return f"{info['cpu']} ({info['cpu_capability']}, {bf16}{caps}; precision auto -> {precision})"
+
+
+if __name__ == "__main__":
+    print(cpu_kind())

@@ -10,6 +10,7 @@ thickness come from kornia; noise, contrast and inversion are one line each.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 
@@ -105,8 +106,16 @@ def corrupt(images: torch.Tensor, name: str, severity: int, seed: int) -> torch.
 
 
 @torch.no_grad()
-def robustness(module, dataloader, seed: int = 0, progress: Callable[[str], None] | None = None) -> dict:
-    """{"clean": accuracy, corruption: {severity: accuracy}} over the loader's digits (torchmetrics)."""
+def robustness(
+    module,
+    dataloader,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+    precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> dict:
+    """{"clean": accuracy, corruption: {severity: accuracy}} over the loader's digits (torchmetrics).
+    `precision`: the context the model runs in (evaluate passes the trainer's autocast, so that `clean` is
+    the test accuracy); the corruptions are computed in fp32 outside it."""
     from torchmetrics.classification import MulticlassAccuracy
 
     module.eval()
@@ -118,7 +127,8 @@ def robustness(module, dataloader, seed: int = 0, progress: Callable[[str], None
         accuracy = MulticlassAccuracy(classes, average="micro").to(module.device)
         for number, (images, labels) in enumerate(batches):
             pixels = images.float() if name == "clean" else corrupt(images, name, severity, seed * 100_003 + number)
-            logits = module(module.transform(pixels.to(module.device)))
+            with precision():
+                logits = module(module.transform(pixels.to(module.device)))
             accuracy.update(logits, labels.to(module.device))
         value = round(float(accuracy.compute()), 5)
         if name == "clean":

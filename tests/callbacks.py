@@ -2,6 +2,8 @@
 
 import os
 import signal
+import time
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -45,3 +47,20 @@ class PoisonWeightsAtStep(pl.Callback):
         if trainer.global_step == self.step:
             with torch.no_grad():
                 next(pl_module.net.parameters()).fill_(float("nan"))
+
+
+class HoldAtEpoch(pl.Callback):
+    """Sweep job `job` waits at the start of epoch `epoch` until the file `until` exists (at most
+    `timeout` s): a test gates a race (a trial still running while it looks) on an explicit event."""
+
+    def __init__(self, epoch: int, until: str, job: int = 0, timeout: float = 300):
+        self.epoch, self.until, self.job, self.timeout = epoch, Path(until), job, timeout
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        if trainer.current_epoch != self.epoch or HydraConfig.get().job.num != self.job:
+            return
+        deadline = time.monotonic() + self.timeout
+        while not self.until.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)

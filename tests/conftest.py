@@ -2,13 +2,51 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from mnist_exp import PROJECT_ROOT
 from tests.helpers import TINY_RUN, SyntheticData, run_cli, write_synthetic
+
+# Every process the suite starts inherits this variable, and so does whatever those start in turn (a
+# server's workers, orphaned or not): at the end, none may be left running.
+SESSION_MARK = "MNIST_EXP_TEST_SESSION"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_running():
+    """The suite ends with none of its processes running: every server a test started stopped with all it started.
+    Set up first, so it checks after every other fixture has stopped its servers."""
+    mark = f"{SESSION_MARK}={uuid.uuid4().hex}"
+    os.environ[SESSION_MARK] = mark.split("=", 1)[1]
+    yield
+    deadline = time.monotonic() + 30
+    while (left := processes_marked(mark)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"processes the tests started are still running: {left[:5]}"
+
+
+def processes_marked(mark: str) -> list[str]:
+    """'PID: command line' of each live process (not this one) whose environment holds `mark`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if mark.encode() not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":  # ended, not yet reaped
+                continue
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+        found.append(f"{entry.name}: {command.strip()[:200]}")
+    return found
 
 
 def run_dirs_under(outputs: Path) -> set[Path]:
@@ -53,4 +91,5 @@ def synthetic_run(tmp_path_factory) -> tuple[SyntheticData, Path]:
     run_dir = root / "run"
     result = run_cli([*data.overrides(), *TINY_RUN, f"hydra.run.dir={run_dir}"])
     assert result.returncode == 0, result.stderr[-3000:]
+    (root / "stdout.txt").write_text(result.stdout)  # beside the run dir: what the command printed
     return data, run_dir

@@ -10,12 +10,13 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.servers import free_port
 
 USER, PASSWORD, DATABASE = "mnist", "pw-Zq81-never-logged", "optuna"
 
@@ -42,12 +43,6 @@ def require_server_binaries() -> Path:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Server:
     port: int
@@ -70,7 +65,7 @@ def postgres_server():
     as_server_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_server_user:
         shutil.chown(root, "postgres")
-    data, port = root / "data", free_port()
+    data = root / "data"
 
     def run(*command: str) -> None:
         subprocess.run([*as_server_user, *command], check=True, capture_output=True, text=True, timeout=120)
@@ -87,8 +82,25 @@ def postgres_server():
             "--auth-host=scram-sha-256",
             "--no-sync",
         )
-        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w", "start")
+        for attempt in (1, 2, 3):  # another port when the free one was taken before the server bound it
+            port = free_port()
+            options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+            try:
+                run(
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(root / "server.log"),
+                    "-w",
+                    "start",
+                )
+                break
+            except subprocess.CalledProcessError:
+                if attempt == 3:
+                    raise
         started = True
         sql = f"CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'; CREATE DATABASE {DATABASE} OWNER {USER};"
         for statement in sql.split("; "):

@@ -3,12 +3,10 @@ browser (tests/browser.py), the way docs/sweeps.md says to open it."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,37 +16,19 @@ from optuna.trial import TrialState
 from mnist_exp import PROJECT_ROOT
 from mnist_exp.study.storage import load_study
 from tests.browser import rendered_page, require_chromium
-from tests.helpers import stop_process
-from tests.postgres import free_port
+from tests.servers import http_server, stop_process
 
 pytestmark = pytest.mark.slow
 
 
 @contextmanager
-def dashboard(storage: str):
+def dashboard(storage: str, log: Path):
     """`optuna-dashboard STORAGE` on 127.0.0.1 and a free port, stopped when the block ends."""
-    port = free_port()
     command = Path(sys.executable).with_name("optuna-dashboard")
-    server = subprocess.Popen(
-        [str(command), storage, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as answer:
-                    json.load(answer)
-                break
-            except OSError:
-                assert server.poll() is None, server.communicate()[0][-2000:]
-                assert time.monotonic() < deadline, "optuna-dashboard did not answer within 60 s"
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_process(server)
+    with http_server(
+        lambda port: [str(command), storage, "--host", "127.0.0.1", "--port", str(port)], "/api/studies", log
+    ) as url:
+        yield url
 
 
 def text_of(dom: str) -> str:
@@ -76,7 +56,12 @@ def test_the_dashboard_shows_a_running_search_its_trials_and_history(synthetic, 
             *synthetic.overrides(),
             "hparams_search=optuna",
             "hydra.sweeper.n_trials=2",
-            "trainer.max_epochs=25",
+            "trainer.max_epochs=3",
+            # trial 1 waits before its third epoch until the pages are read: still running, by construction
+            "+callbacks.hold._target_=tests.callbacks.HoldAtEpoch",
+            "+callbacks.hold.epoch=2",
+            "+callbacks.hold.job=1",
+            f"+callbacks.hold.until={sweep_dir / 'pages-read'}",
             "data.batch_size=32",
             "trainer.accelerator=cpu",
             "callbacks.test_report.mistakes=4",
@@ -102,9 +87,12 @@ def test_the_dashboard_shows_a_running_search_its_trials_and_history(synthetic, 
             return len(trials) == 2 and trials[1].state == TrialState.RUNNING and len(trials[1].intermediate_values) > 1
 
         wait_for(second_trial_reporting, "second trial reporting its epochs", sweep)
-        with dashboard(str(journal)) as url:
+        with dashboard(str(journal), tmp_path / "dashboard.log") as url:
             study_dom = rendered_page(f"{url}/dashboard/studies/0")
             trials_page = text_of(rendered_page(f"{url}/dashboard/studies/0/trials"))
+        (sweep_dir / "pages-read").touch()  # trial 1 goes on; the sweep ends as any does
+        output, _ = sweep.communicate(timeout=120)
+        assert sweep.returncode == 0, output[-3000:]
     finally:
         stop_process(sweep)
 

@@ -14,9 +14,12 @@ def test_two_process_cpu_ddp_fit_tests_like_a_single_process_evaluation(tmp_path
     # 203 test images in batches of 50: uneven shards, each image scored exactly once.
     data = write_synthetic(tmp_path, train=1000, test=203)
     log_dir = tmp_path / "outputs"
-    # A small learning rate, so the accuracy is not a trivial 100%.
+    # A small learning rate, so the accuracy is not a trivial 100%. Floats compared across processes:
+    # precision and threads pinned on both sides (`auto` would train in bf16 where the CPU has it).
+    pinned = ["trainer.precision=32-true", "torch_threads=1"]
     run = [
         "trainer=ddp_cpu",
+        *pinned,
         "trainer.max_epochs=1",
         "data.batch_size=64",
         "data.eval_batch_size=50",
@@ -33,7 +36,8 @@ def test_two_process_cpu_ddp_fit_tests_like_a_single_process_evaluation(tmp_path
     assert len(list(log_dir.glob("*/*"))) == 1 and result.stdout.count("mnist-exp run") == 1
     metrics = json.loads((run_dir / "metrics.json").read_text())
     events = list(run_dir.glob("events.out.tfevents.*"))
-    assert events and len({path.name.split(".")[4] for path in events}) == 1  # one writing process (pid)
+    # events.out.tfevents.TIME.HOST.PID.N, HOST may hold dots: one writing process (pid)
+    assert events and len({path.name.rsplit(".", 2)[1] for path in events}) == 1
     checkpoint = read_checkpoint(metrics["checkpoint"])
     # 900 training images, a disjoint half per process in batches of 64: 8 steps per epoch (one process: 15).
     assert checkpoint["global_step"] == 8
@@ -45,6 +49,7 @@ def test_two_process_cpu_ddp_fit_tests_like_a_single_process_evaluation(tmp_path
             f"ckpt_path={metrics['checkpoint']}",
             "data.eval_batch_size=50",
             "trainer=cpu",
+            *pinned,
             f"hydra.run.dir={tmp_path / 'evaluate'}",
         ],
         module="mnist_exp.evaluate",

@@ -56,7 +56,8 @@ COMMANDS = [(path.relative_to(PROJECT_ROOT).as_posix(), command) for path in DOC
 
 
 def of_kind(wanted: str) -> list[str]:
-    return [command for _, command in COMMANDS if kind(command) == wanted]
+    """The documented commands of a kind, each once (the README and a doc may show the same one)."""
+    return list(dict.fromkeys(command for _, command in COMMANDS if kind(command) == wanted))
 
 
 def arguments(command: str) -> list[str]:

@@ -37,6 +37,7 @@ RUN = [
     "model.dropout=0.3",
     "test_checkpoint=last",
     "callbacks.test_report.mistakes=4",
+    "torch_threads=1",  # runs in this process and in processes of their own compare float for float
 ]
 STEPS_PER_EPOCH = 29
 
@@ -81,7 +82,13 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
 
 
 def interrupt(
-    reference: Reference, log_dir: Path, signal_name: str, step: int, when: str = "train_batch", process: bool = False
+    reference: Reference,
+    log_dir: Path,
+    signal_name: str,
+    step: int,
+    when: str = "train_batch",
+    process: bool = False,
+    extra: tuple[str, ...] = (),
 ):
     """A run like the reference that sends itself `signal_name` after optimizer step `step`; its run dir.
     The signal is real either way; `process` runs it in a process of its own rather than in this one."""
@@ -92,7 +99,7 @@ def interrupt(
         f"+callbacks.stop.when={when}",
     ]
     result = (run_process if process else run_cli)(
-        [*reference.data.overrides(), *RUN, *stop, f"paths.log_dir={log_dir}"]
+        [*reference.data.overrides(), *RUN, *stop, *extra, f"paths.log_dir={log_dir}"]
     )
     assert result.returncode == {"SIGTERM": 143, "SIGINT": 130}[signal_name], result.stderr[-3000:]
     assert not list(log_dir.glob("*/*/metrics.json"))
@@ -139,17 +146,25 @@ def test_ctrl_c_mid_epoch_then_ckpt_path_file_matches_the_uninterrupted_run(refe
 def test_a_stop_at_an_epoch_end_keeps_that_epochs_checkpoint(reference, tmp_path):
     # A signal at the end of epoch 1's validation: its checkpoints are saved, then the run stops.
     log_dir = tmp_path / "outputs"
-    run_dir, output = interrupt(reference, log_dir, "SIGTERM", step=2 * STEPS_PER_EPOCH, when="validation_end")
+    # Every epoch's checkpoint is kept, so that epoch 0's is there whichever epoch validated best.
+    run_dir, output = interrupt(
+        reference,
+        log_dir,
+        "SIGTERM",
+        step=2 * STEPS_PER_EPOCH,
+        when="validation_end",
+        extra=("callbacks.model_checkpoint.save_top_k=-1",),
+    )
     assert (
         f"Stopped by SIGTERM: kept {run_dir}/checkpoints/last.ckpt, saved at the end of the last finished epoch"
         in output
     )
     assert read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 2 * STEPS_PER_EPOCH
 
-    # Resuming from an older checkpoint of the same run (epoch 0's best) repeats steps 29-57, which the
+    # Resuming from an older checkpoint of the same run (epoch 0's) repeats steps 29-57, which the
     # first run had already logged: TensorBoard shows the resumed run's, each step once.
-    (best,) = (run_dir / "checkpoints").glob("epoch00-*.ckpt")
-    resume(reference, log_dir, str(best))
+    (epoch_0,) = (run_dir / "checkpoints").glob("epoch00-*.ckpt")
+    resume(reference, log_dir, str(epoch_0))
     assert_same_run(run_dir, reference.run_dir)
 
 

@@ -149,6 +149,30 @@ def test_two_workers_share_one_postgres_study_and_a_rerun_adds_new_points(server
     assert "has a password in it" in out1 and "has a password in it" not in out2
 
 
+def heartbeat_age(storage: str) -> float | None:
+    """Seconds since the newest heartbeat a worker recorded in the study's database (the database's clock)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(storage)
+    try:
+        with engine.connect() as connection:
+            query = "SELECT EXTRACT(EPOCH FROM (LOCALTIMESTAMP - max(heartbeat))) FROM trial_heartbeats"
+            age = connection.execute(sqlalchemy.text(query)).scalar()
+    except sqlalchemy.exc.ProgrammingError:  # the worker has not created the schema yet
+        return None
+    finally:
+        engine.dispose()
+    return None if age is None else float(age)
+
+
+def poll(condition, what: str, process: subprocess.Popen | None = None, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process is None or process.poll() is None, f"the worker ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+        time.sleep(0.1)
+
+
 @pytest.mark.slow
 def test_a_killed_worker_leaves_no_trial_running(server, synthetic, tmp_path):
     storage, beat = (
@@ -166,15 +190,12 @@ def test_a_killed_worker_leaves_no_trial_running(server, synthetic, tmp_path):
         "trainer.limit_train_batches=1.0",
         "trainer.limit_val_batches=1.0",
     )
-    deadline = time.monotonic() + 120
-    while not (tmp_path / "killed").is_dir() or not [p for p in (tmp_path / "killed").glob("0_*/*.log")]:
-        assert doomed.poll() is None and time.monotonic() < deadline, "the first worker never started its trial"
-        time.sleep(0.2)
-    time.sleep(1.5)  # mid-trial, heartbeats sent
+    # mid-trial, its heartbeat recorded; then killed, and the heartbeat left to go stale (grace period: 2 s)
+    poll(lambda: heartbeat_age(storage) is not None, "a heartbeat", doomed)
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
     assert [t.state for t in trials_of(storage, "killed")] == [TrialState.RUNNING]
-    time.sleep(3.5)  # past the grace period
+    poll(lambda: heartbeat_age(storage) > 2.5, "a stale heartbeat")
 
     code, out = sweep_here(synthetic, tmp_path / "next", storage, "killed", 1, *beat)
     assert code == 0, out[-3000:]

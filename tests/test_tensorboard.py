@@ -1,8 +1,7 @@
 """What TensorBoard shows: the experiment's parameters in HParams, asked of a real TensorBoard server."""
 
+import contextlib
 import json
-import socket
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -12,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from mnist_exp.hparams import experiment_params
-from tests.helpers import compose, run_cli, stop_process
+from tests.helpers import compose, run_cli
+from tests.servers import http_server
 
 LEFT_OUT = ("paths.", "callbacks.", "logger.", "hydra", "_target_", "dirpath", "data.files", "data.sources")
 
@@ -52,12 +52,6 @@ def test_hparams_are_the_experiment_with_the_runs_own_overrides_first():
     assert all(isinstance(value, (bool, int, float, str)) for value in params.values())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def ask(port: int, path: str, body: dict | None = None):
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
@@ -69,31 +63,31 @@ def ask(port: int, path: str, body: dict | None = None):
 
 @pytest.fixture
 def tensorboard_server(tmp_path):
-    """Start `tensorboard --logdir DIR` on loopback; yields (start, port); stopped at the end, also on failure."""
-    port, started = free_port(), []
+    """Start `tensorboard --logdir DIR` on loopback; yields start(DIR) -> port; stopped at the end, also on failure."""
+    with contextlib.ExitStack() as servers:
 
-    def start(logdir: Path) -> int:
-        command = [
-            sys.executable,
-            "-m",
-            "tensorboard.main",
-            "--logdir",
-            str(logdir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--load_fast",
-            "false",
-            "--reload_interval",
-            "1",
-        ]
-        started.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "tb.log", "w")))
-        return port
+        def start(logdir: Path) -> int:
+            def command(port: int) -> list[str]:
+                return [
+                    sys.executable,
+                    "-m",
+                    "tensorboard.main",
+                    "--logdir",
+                    str(logdir),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--load_fast",
+                    "false",
+                    "--reload_interval",
+                    "1",
+                ]
 
-    yield start
-    for server in started:
-        stop_process(server, timeout=10)
+            url = servers.enter_context(http_server(command, "/data/runs", tmp_path / "tb.log"))
+            return int(url.rsplit(":", 1)[1])
+
+        yield start
 
 
 def wait_for(port: int, path: str, ready, timeout: float = 90):

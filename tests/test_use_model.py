@@ -40,6 +40,7 @@ def test_evaluate_writes_every_artifact_and_matches_the_training_test(synthetic_
     report = json.loads((out / "evaluation.json").read_text())
     trained = json.loads((run_dir / "metrics.json").read_text())
     assert report["test/acc"] == pytest.approx(trained["test/acc"], abs=1e-6)
+    assert report["test/loss"] == pytest.approx(trained["test/loss"], rel=1e-5)  # the same weights, not just as good
     assert set(report["per_class"]) == {str(d) for d in range(10)}
     assert {"precision", "recall", "f1", "support"} <= set(report["per_class"]["0"])
     assert sum(r["support"] for r in report["per_class"].values()) == 200

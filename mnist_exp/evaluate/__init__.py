@@ -21,12 +21,15 @@ from mnist_exp.rundirs import write_json_atomically
 
 def evaluate(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
+    import torch
 
     from mnist_exp.build import built, trainer_from
     from mnist_exp.models import DigitClassifier
     from mnist_exp.report import TestReport
 
     pl.seed_everything(cfg.seed)
+    if cfg.get("torch_threads"):
+        torch.set_num_threads(cfg.torch_threads)
     run_dir = Path(cfg.paths.output_dir)
     datamodule = built("data", cfg, instantiate)  # uint8 batches: the checkpoint's own transform normalizes them
     report = TestReport(mistakes=cfg.mistakes)
@@ -47,16 +50,17 @@ def evaluate(cfg: DictConfig) -> dict:
     print(f"test accuracy {results['test/acc']:.4f}, test loss {results['test/loss']:.4f} on {cfg.data.name}")
     written = "evaluation.json, confusion_matrix.png, mistakes.png, reliability.png"
     if cfg.get("robustness"):
-        results["robustness"] = test_robustness(module, datamodule, loggers, run_dir, cfg.seed)
+        results["robustness"] = test_robustness(trainer, module, datamodule, loggers, run_dir, cfg.seed)
         written += ", robustness.json, robustness.png, robustness_examples.png"
     write_json_atomically(run_dir / "evaluation.json", results)
     print(f"Report in {run_dir} ({written}); tensorboard --logdir {run_dir}")
     return results
 
 
-def test_robustness(module, datamodule, loggers, run_dir: Path, seed: int) -> dict:
+def test_robustness(trainer, module, datamodule, loggers, run_dir: Path, seed: int) -> dict:
     """The test set under every corruption and severity (mnist_exp/robustness.py): robustness.json and the
-    figures in the run dir, scalars and figures in TensorBoard."""
+    figures in the run dir, scalars and figures in TensorBoard. In the precision the test ran in (the
+    trainer's autocast), so that `clean` is the test accuracy."""
     import logging
 
     from mnist_exp.figures import publish, tensorboard_writers
@@ -64,7 +68,9 @@ def test_robustness(module, datamodule, loggers, run_dir: Path, seed: int) -> di
 
     log = logging.getLogger(__name__)
     log.info("Robustness: the test set under %d corruptions x 5 severities", len(CORRUPTIONS))
-    results = robustness(module, datamodule.test_dataloader(), seed=seed, progress=log.info)
+    results = robustness(
+        module, datamodule.test_dataloader(), seed, log.info, precision=trainer.precision_plugin.forward_context
+    )
     write_json_atomically(run_dir / "robustness.json", results)
     writers = tensorboard_writers(loggers)
     for writer in writers:
