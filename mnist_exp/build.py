@@ -46,6 +46,19 @@ def without(tree: dict, dotted: str) -> dict:
     return OmegaConf.to_container(copy)
 
 
+def parameter_default(target: str, name: str) -> Any:
+    """The default of parameter `name` of the callable `target` names, or None."""
+    import inspect
+
+    from hydra.utils import get_object
+
+    try:
+        parameter = inspect.signature(get_object(target)).parameters.get(name)
+    except Exception:  # noqa: BLE001  (not a callable we can look into)
+        return None
+    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
+
+
 def name_the_key(group: str, tree: dict, make: Callable[[dict], Any], error: Exception, given: set[str]) -> None:
     """`make(tree)` raised `error`: raise a ConfigError that names the key whose value the class refused: the
     one key whose removal (leaving the class's own default) makes the build succeed, else the one key of the
@@ -68,6 +81,9 @@ def name_the_key(group: str, tree: dict, make: Callable[[dict], Any], error: Exc
         break
     if len(culprits) == 1:
         value = OmegaConf.select(OmegaConf.create(tree), culprits[0])
+        default = parameter_default(target, culprits[0])
+        if isinstance(value, str) and isinstance(default, (int, float)) and not isinstance(default, bool):
+            reason = f"a number is expected (its default is {default}), not the text {value!r}"
         raise ConfigError(f"{group}.{culprits[0]}={value!r} is refused by {target}: {reason}") from None
     raise ConfigError(f"{group}: {target} cannot be built from this config: {reason}") from None
 

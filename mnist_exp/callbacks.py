@@ -50,8 +50,14 @@ class TrainThroughput(pl.Callback):
     def __init__(self):
         self.epoch_rates: list[float] = []
         self.first_step_at: float | None = None
-        self._started = self._last_batch_end = 0.0
+        self.earlier_segments: list[float] = []  # fit seconds of the runs this one resumes, from the checkpoint
+        self._fit_started: float | None = None
+        self._started: float | None = None  # this epoch's clock; None until its first batch here
+        self._last_batch_end = 0.0
         self._images = 0
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._fit_started = time.perf_counter()
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._images, self._started = 0, time.perf_counter()
@@ -59,16 +65,31 @@ class TrainThroughput(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if self.first_step_at is None:
             self.first_step_at = time.time()
+        if self._started is None:  # resumed mid-epoch: Lightning does not start that epoch again, its clock starts here
+            self._images, self._started = 0, time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         self._images += len(batch[1])
         self._last_batch_end = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        seconds = self._last_batch_end - self._started
+        seconds = self._last_batch_end - (self._started or self._last_batch_end)
         if self._images and seconds > 0:
             self.epoch_rates.append(self._images / seconds)
             pl_module.log("train/images_per_second", self.epoch_rates[-1], on_epoch=True)
+        self._started = None
+
+    def segments(self) -> list[float]:
+        """Fit seconds of each run segment so far: the runs this one resumes, then this one."""
+        now = [time.perf_counter() - self._fit_started] if self._fit_started is not None else []
+        return [*self.earlier_segments, *now]
+
+    def state_dict(self) -> dict:  # saved in every checkpoint: a resumed run adds its time to these
+        return {"fit_segments": self.segments(), "epoch_rates": list(self.epoch_rates)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.earlier_segments = list(state_dict.get("fit_segments", []))
+        self.epoch_rates = list(state_dict.get("epoch_rates", []))
 
 
 class EpochLog(pl.Callback):
@@ -84,7 +105,7 @@ class EpochLog(pl.Callback):
     """
 
     def __init__(self):
-        self._started = 0.0
+        self._started: float | None = None
         self._finished: tuple[int, float] | None = None  # (epoch, seconds) not yet written
         self._best: float | None = None
 
@@ -92,8 +113,13 @@ class EpochLog(pl.Callback):
         self._write(trainer)
         self._started = time.perf_counter()
 
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if self._started is None:  # resumed mid-epoch: the epoch's time here starts with its first batch here
+            self._started = time.perf_counter()
+
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._finished = (trainer.current_epoch, time.perf_counter() - self._started)
+        self._finished = (trainer.current_epoch, time.perf_counter() - (self._started or time.perf_counter()))
+        self._started = None
 
     def on_fit_end(self, trainer, pl_module) -> None:
         self._write(trainer)

@@ -63,10 +63,10 @@ class Checkpoint:
             raise CheckpointError(f"{path}: cannot be read ({type(error).__name__})") from None
 
 
-def resolve(value: str, log_dir: str | Path, config_sources: Any = None) -> Checkpoint:
+def resolve(value: str, log_dir: str | Path, config_sources: Any = None, unfinished: bool = False) -> Checkpoint:
     """`ckpt_path`'s value (`last` or a file) as a checked Checkpoint; CheckpointError or ConfigError
-    when there is none or it is unusable."""
-    path = find_checkpoint(str(value), Path(log_dir))
+    when there is none or it is unusable. `unfinished`: `last` is the newest stopped run (a resume)."""
+    path = find_checkpoint(str(value), Path(log_dir), unfinished)
     checkpoint = Checkpoint(path, read_checkpoint(path))
     check_targets(checkpoint.hparams["net_config"], path, config_sources)
     return checkpoint
@@ -95,8 +95,10 @@ def read_checkpoint(path: str | Path) -> dict:
     except pickle.UnpicklingError:
         try:
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        except Exception:  # noqa: BLE001  (not even a readable pickle: say so without the names)
-            unsafe = []
+        except Exception:  # noqa: BLE001  (not even a pickle: a text or other file the unpickler choked on)
+            raise CheckpointError(
+                f"ckpt_path={path}: not a readable checkpoint (neither a torch archive nor a pickle)"
+            ) from None
         raise CheckpointError(
             f"ckpt_path={path}: refused: it holds {', '.join(unsafe) or 'a Python object'}, not only tensors and plain "
             "data; loading it could run code (mnist-exp loads checkpoints with torch's safe unpickler)"

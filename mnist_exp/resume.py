@@ -23,7 +23,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mnist_exp.checkpoints import Checkpoint, resolve
 from mnist_exp.config import parse_overrides
-from mnist_exp.errors import ConfigError, Escalated, escalated
+from mnist_exp.errors import CheckpointError, ConfigError, Escalated, escalated
+from mnist_exp.rundirs import finished
 
 # Keys a resumed run may set anew: where files go and how the run is watched, not what it computes.
 FREE = ("paths", "logger", "callbacks", "torch_threads", "hydra", "ckpt_path")
@@ -62,6 +63,24 @@ def model_differences(checkpoint: Checkpoint, requested: dict) -> None:
             f"model.{k}={saved.get(k)!r} in the checkpoint but {v!r} requested" for k, v in differ.items()
         )
         raise ConfigError(f"ckpt_path={checkpoint.path} does not match the requested model: {detail}")
+
+
+def use_checkpoints_dataset(config: DictConfig, checkpoint: Checkpoint) -> None:
+    """evaluate with no data= given tests on the dataset the checkpoint was trained on: its run's saved data
+    config; a checkpoint without its run dir must match the files of the config's dataset, else it is refused."""
+    saved = checkpoint.saved_config()
+    if saved is not None and OmegaConf.select(saved, "data") is not None:
+        with open_dict(config):
+            config.data = saved.data
+        print(f"data={config.data.name}: the dataset the checkpoint was trained on", file=sys.stderr)
+        return
+    trained_on = (checkpoint.contents.get("provenance") or {}).get("data_sha256") or {}
+    here = {str(spec.get("file")): str(spec.get("sha256")) for spec in (config.data.get("files") or {}).values()}
+    if trained_on and trained_on != here:
+        raise ConfigError(
+            f"ckpt_path={checkpoint.path} was trained on other data files than data={config.data.name} "
+            f"({', '.join(sorted(trained_on))}); name its dataset with data=OPTION (conf/data/)"
+        )
 
 
 def compose_resumed(config: DictConfig, checkpoint: Checkpoint) -> None:
@@ -118,15 +137,23 @@ class UseCheckpoint(Callback):
         if value is None:
             return
         sources = OmegaConf.select(config, "hydra.runtime.config_sources")
-        checkpoint = resolve(value, config.paths.log_dir, sources)
+        resuming = OmegaConf.select(config, "module") is not None  # a training config: evaluate's is no resume
+        checkpoint = resolve(value, config.paths.log_dir, sources, unfinished=resuming)
+        if resuming and checkpoint.run_dir is not None and finished(checkpoint.run_dir):
+            raise CheckpointError(
+                f"ckpt_path={value}: its run {checkpoint.run_dir} finished (metrics.json); a resume would rewrite its "
+                "results. Start a new run, or evaluate the checkpoint with mnist-exp-evaluate"
+            )
         with open_dict(config):
             config.ckpt_path = str(checkpoint.path)  # the run uses the checkpoint checked here
         if value == "last":
             print(f"ckpt_path=last: {checkpoint.path}", file=sys.stderr)
-        if OmegaConf.select(config, "module") is not None:  # a training config: evaluate's ckpt_path is no resume
+        if resuming:
             compose_resumed(config, checkpoint)
         elif OmegaConf.select(config, "model") is not None:  # evaluate: model keys given must match the checkpoint
             given = [o.key_or_group for o in parse_overrides(config.hydra.overrides.task)]
+            if not any(key == "data" or key.startswith("data.") for key in given):
+                use_checkpoints_dataset(config, checkpoint)
             model = OmegaConf.to_container(config.model, resolve=True)
             model_differences(
                 checkpoint, {k[6:]: model[k[6:]] for k in given if k.startswith("model.") and k[6:] in model}

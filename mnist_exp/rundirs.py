@@ -117,12 +117,24 @@ def run_dir_of(checkpoint: Path) -> Path | None:
     return run_dir if (run_dir / ".hydra" / "overrides.yaml").is_file() else None
 
 
-def find_checkpoint(value: str, log_dir: Path) -> Path:
+def finished(run_dir: Path) -> bool:
+    """Whether a run ended with its results (metrics.json): a stopped or failed run has none."""
+    return (Path(run_dir) / "metrics.json").is_file()
+
+
+def find_checkpoint(value: str, log_dir: Path, unfinished: bool = False) -> Path:
     """`last`: the newest checkpoints/last.ckpt under log_dir of a run that is not running (runs and
-    sweep jobs); else a checkpoint file's path. ConfigError when there is none."""
+    sweep jobs), with `unfinished` of a run that stopped before its results (what a resume continues);
+    else a checkpoint file's path. ConfigError when there is none."""
     if value == "last":
         candidates = [p for p in Path(log_dir).glob("**/checkpoints/last.ckpt") if p.is_file()]
         idle = [p for p in candidates if not is_running(p.parent.parent)]
+        if unfinished:
+            stopped = [p for p in idle if not finished(p.parent.parent)]
+            if not stopped:
+                done = f" (every run there finished: {len(idle)})" if idle else ""
+                raise CheckpointError(f"ckpt_path=last: nothing to resume, no stopped run under {log_dir}{done}")
+            idle = stopped
         if not idle:
             running = f" ({len(candidates)} belong to runs still running)" if candidates else ""
             raise CheckpointError(f"ckpt_path=last: no checkpoints/last.ckpt under {log_dir}{running}")

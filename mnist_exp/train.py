@@ -151,7 +151,9 @@ def train(cfg: DictConfig, started: float | None = None, record: RunRecord | Non
         raise SystemExit(
             128 + (signal.SIGINT if interrupt and interrupt.signal_name == "SIGINT" else signal.SIGTERM)
         ) from None
-    fit_seconds = time.perf_counter() - fit_started
+    throughput = next((c for c in run.callbacks if isinstance(c, TrainThroughput)), None)
+    segments = [*(throughput.earlier_segments if throughput else []), time.perf_counter() - fit_started]
+    fit_seconds = sum(segments)  # a resumed run: the stopped runs' fit time and its own
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     tested_ckpt = best if cfg.get("test_checkpoint", "best") == "best" else ""  # "": the weights as trained
     pruning = next((c for c in run.callbacks if isinstance(c, PruneByTrial)), None)
@@ -182,7 +184,8 @@ def train(cfg: DictConfig, started: float | None = None, record: RunRecord | Non
     )
     if checkpoint:
         metrics["resumed_from"] = str(checkpoint.path)
-    throughput = next((c for c in run.callbacks if isinstance(c, TrainThroughput)), None)
+    if len(segments) > 1:
+        metrics["fit_segments"] = [round(seconds, 2) for seconds in segments]
     if throughput and throughput.epoch_rates:
         metrics["train_images_per_second"] = round(statistics.median(throughput.epoch_rates), 1)
     if throughput and throughput.first_step_at:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -25,6 +26,10 @@ def no_process_left_running():
     mark = f"{SESSION_MARK}={uuid.uuid4().hex}"
     os.environ[SESSION_MARK] = mark.split("=", 1)[1]
     yield
+    if "joblib.externals.loky" in sys.modules:  # joblib sweeps run in this process keep loky's workers for reuse
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True)
     deadline = time.monotonic() + 30
     while (left := processes_marked(mark)) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -43,8 +48,11 @@ def processes_marked(mark: str) -> list[str]:
             if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":  # ended, not yet reaped
                 continue
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except OSError:  # ended meanwhile, or not ours to read
             continue
+        if parent == os.getpid() and "resource_tracker" in command:
+            continue  # multiprocessing's tracker for this process: it ends when this process closes its pipe
         found.append(f"{entry.name}: {command.strip()[:200]}")
     return found
 

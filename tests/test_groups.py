@@ -65,7 +65,7 @@ def test_a_comparison_needs_one_group_and_replicates_on_each_side(tmp_path):
     out = replicated(tmp_path)
     with pytest.raises(ConfigError, match="matches 2 groups"):
         summarize_main([str(out), "--compare", "seed=0", "optimizer.lr=0.003"])
-    with pytest.raises(ConfigError, match="at least 2 runs"):
+    with pytest.raises(ConfigError, match="1 distinct seed with test_acc"):
         summarize_main([str(out), "--compare", "model.channels=32", "optimizer.lr=0.003"])
     with pytest.raises(ConfigError, match="no finished run has these overrides"):
         summarize_main([str(out), "--compare", "optimizer.lr=0.01", "optimizer.lr=0.003"])
@@ -93,3 +93,29 @@ def test_a_spec_that_is_exactly_one_groups_overrides_picks_that_group(tmp_path, 
     assert summarize_main([str(out), "--compare", "optimizer.lr=0.001", "optimizer.lr=0.003"]) == 0
     b_line = capsys.readouterr().out.strip().splitlines()[-2]
     assert b_line.startswith("B: optimizer.lr=0.003  test_acc") and b_line.endswith("(n=5)")
+
+
+def test_a_seed_run_again_is_one_sample_not_several(tmp_path, capsys):
+    """Three runs of each of two commands, none naming a seed (so all ran with the config's 42): each group
+    has one distinct seed, so no spread and no comparison, and the refusal says why in one line."""
+    out = tmp_path / "outputs"
+    for lr, accuracy in (("0.001", 0.5435), ("0.003", 0.6120)):
+        for again in range(3):
+            metrics = {"val/acc_best": accuracy, "test/acc": accuracy, "fit_seconds": 3.0}
+            fake_run(out / f"lr{lr}-{again}", [f"optimizer.lr={lr}"], {}, {"seed": 42}, metrics)
+    assert summarize_main([str(out)]) == 0
+    groups = {row["group"]: row for row in read_csv(out / "groups.csv")}
+    assert groups["optimizer.lr=0.001"]["n"] == "1" and groups["optimizer.lr=0.001"]["seeds"] == "42x3"
+    assert groups["optimizer.lr=0.001"]["test_acc_std"] == "" and groups["optimizer.lr=0.001"]["test_acc_ci95"] == ""
+    with pytest.raises(ConfigError) as refused:
+        summarize_main([str(out), "--compare", "optimizer.lr=0.001", "optimizer.lr=0.003"])
+    assert str(refused.value) == (
+        "--compare 'optimizer.lr=0.001': 1 distinct seed with test_acc (seeds 42x3); a seed run again repeats the "
+        "same run, so error bars need at least 2 distinct seeds a side: add runs with other seeds (seed=1,2,...)"
+    )
+    # one run more with another seed: two samples on that side, each seed once
+    fake_run(out / "lr0.001-seed1", ["optimizer.lr=0.001", "seed=1"], {}, {"seed": 1}, {**metrics, "test/acc": 0.55})
+    assert summarize_main([str(out)]) == 0
+    low = {row["group"]: row for row in read_csv(out / "groups.csv")}["optimizer.lr=0.001"]
+    assert low["n"] == "2" and low["seeds"] == "1,42x3"
+    assert float(low["test_acc_mean"]) == pytest.approx((0.5435 + 0.55) / 2, abs=1e-6)

@@ -35,6 +35,8 @@ def test_a_pickle_payload_is_refused_and_never_runs(tmp_path):
     "content, message",
     [
         (b"hello, I am text\n", "not a readable checkpoint"),
+        (b'{"epoch": 3, "loss": 0.5}\n', "not a readable checkpoint"),  # text whose first byte is a pickle opcode
+        (b"x = 1\n", "not a readable checkpoint"),
         (b"", "not a readable checkpoint"),
         (None, "not an mnist-exp checkpoint (no weights inside)"),
     ],

@@ -78,9 +78,10 @@ MISTAKES = [
         (name, ["ckpt_path=/no/such.ckpt", *extra], "Error: ckpt_path: no such checkpoint file: /no/such.ckpt")
         for name, extra in [("train", []), ("evaluate", []), ("predict", ["inputs=x"]), ("export", [])]
     ],
+    ("train", ["ckpt_path=last"], "Error: ckpt_path=last: nothing to resume, no stopped run under LOG"),
     *[
         (name, ["ckpt_path=last", *extra], "Error: ckpt_path=last: no checkpoints/last.ckpt under LOG")
-        for name, extra in [("train", []), ("evaluate", []), ("predict", ["inputs=x"]), ("export", [])]
+        for name, extra in [("evaluate", []), ("predict", ["inputs=x"]), ("export", [])]
     ],
 ]
 

@@ -3,6 +3,7 @@ uninterrupted one does, and TensorBoard shows each step once."""
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ RUN = [
     "model.dropout=0.3",
     "test_checkpoint=last",
     "callbacks.test_report.mistakes=4",
-    "torch_threads=1",  # runs in this process and in processes of their own compare float for float
+    "torch_threads=2",  # runs in this process and in processes of their own compare float for float
 ]
 STEPS_PER_EPOCH = 29
 
@@ -123,8 +124,19 @@ def test_sigterm_mid_epoch_then_ckpt_path_last_matches_the_uninterrupted_run(ref
     saved = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert saved["global_step"] == 40 and saved["epoch"] == 1
 
-    resume(reference, log_dir, "last")
+    output = resume(reference, log_dir, "last")
     assert [p.parent.parent for p in log_dir.glob("*/*/checkpoints/last.ckpt")] == [run_dir]  # the same run dir
+    # times per segment, summed: the stopped run's fit, then the resumed one's; the resumed epoch timed from
+    # its first batch here (Lightning runs no epoch-start hook for it)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    stopped_fit, resumed_fit = metrics["fit_segments"]
+    assert stopped_fit > 0 and resumed_fit > 0
+    assert metrics["fit_seconds"] == pytest.approx(stopped_fit + resumed_fit, abs=0.02)
+    epoch_times = re.findall(r"epoch (\d)/3  .*  ([\d.]+) s, ([\d,]+) images/s", output)
+    assert [epoch for epoch, _, _ in epoch_times] == ["2", "3"]  # the epochs this segment trained
+    for _, seconds, rate in epoch_times:
+        assert 0 < float(seconds) < stopped_fit + resumed_fit and int(rate.replace(",", "")) > 0
+    assert 0 < metrics["train_images_per_second"] < 10 * max(int(r.replace(",", "")) for _, _, r in epoch_times)
     assert json.loads((run_dir / "metrics.json").read_text())["resumed_from"] == str(
         run_dir / "checkpoints" / "last.ckpt"
     )
@@ -278,3 +290,28 @@ def test_two_runs_started_in_the_same_second_never_share_a_dir(synthetic, tmp_pa
     assert sorted(p.name for p in day.iterdir()) == ["10-31-07", "10-31-07-2"]
     for run_dir in day.iterdir():
         assert (run_dir / "metrics.json").exists() and (run_dir / ".hydra" / "config.yaml").exists()
+
+
+def test_a_finished_run_is_never_resumed_nor_rewritten(synthetic_run, tmp_path):
+    """`ckpt_path=last` is the newest stopped run; with none, nothing to resume. A finished run's checkpoint,
+    given by path, is refused too: a resume would test it again and rewrite its record and metrics."""
+    import shutil
+
+    _, finished_run = synthetic_run
+    log_dir = tmp_path / "outputs"
+    run_dir = log_dir / "2026-11-27" / "10-31-07"
+    shutil.copytree(finished_run, run_dir)
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
+    for value in ("last", str(run_dir / "checkpoints" / "last.ckpt")):
+        refused = run_cli([f"paths.log_dir={log_dir}", f"ckpt_path={value}"])
+        assert refused.returncode == 1
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0] == (
+            f"Error: ckpt_path=last: nothing to resume, no stopped run under {log_dir} (every run there finished: 1)"
+            if value == "last"
+            else f"Error: ckpt_path={value}: its run {run_dir} finished (metrics.json); a resume would rewrite its "
+            "results. Start a new run, or evaluate the checkpoint with mnist-exp-evaluate"
+        )
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in log_dir.rglob("*") if p.is_dir() and p.parent == log_dir) == ["2026-11-27"]

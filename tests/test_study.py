@@ -149,15 +149,19 @@ def test_two_workers_share_one_postgres_study_and_a_rerun_adds_new_points(server
     assert "has a password in it" in out1 and "has a password in it" not in out2
 
 
-def heartbeat_age(storage: str) -> float | None:
-    """Seconds since the newest heartbeat a worker recorded in the study's database (the database's clock)."""
+def heartbeat_age(storage: str, study: str) -> float | None:
+    """Seconds since the newest heartbeat a worker recorded for a trial of `study` (the database's clock)."""
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(storage)
     try:
         with engine.connect() as connection:
-            query = "SELECT EXTRACT(EPOCH FROM (LOCALTIMESTAMP - max(heartbeat))) FROM trial_heartbeats"
-            age = connection.execute(sqlalchemy.text(query)).scalar()
+            query = (
+                "SELECT EXTRACT(EPOCH FROM (LOCALTIMESTAMP - max(h.heartbeat))) FROM trial_heartbeats h "
+                "JOIN trials t ON t.trial_id = h.trial_id JOIN studies s ON s.study_id = t.study_id "
+                "WHERE s.study_name = :study"
+            )
+            age = connection.execute(sqlalchemy.text(query), {"study": study}).scalar()
     except sqlalchemy.exc.ProgrammingError:  # the worker has not created the schema yet
         return None
     finally:
@@ -191,11 +195,11 @@ def test_a_killed_worker_leaves_no_trial_running(server, synthetic, tmp_path):
         "trainer.limit_val_batches=1.0",
     )
     # mid-trial, its heartbeat recorded; then killed, and the heartbeat left to go stale (grace period: 2 s)
-    poll(lambda: heartbeat_age(storage) is not None, "a heartbeat", doomed)
+    poll(lambda: heartbeat_age(storage, "killed") is not None, "a heartbeat", doomed)
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
     assert [t.state for t in trials_of(storage, "killed")] == [TrialState.RUNNING]
-    poll(lambda: heartbeat_age(storage) > 2.5, "a stale heartbeat")
+    poll(lambda: heartbeat_age(storage, "killed") > 2.5, "a stale heartbeat")
 
     code, out = sweep_here(synthetic, tmp_path / "next", storage, "killed", 1, *beat)
     assert code == 0, out[-3000:]

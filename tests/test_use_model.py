@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,3 +162,32 @@ def test_exported_model_matches_the_checkpoint_on_real_test_images(real_mnist_ru
             got = torch.jit.load(str(target))(torch.from_numpy(raw)).numpy()
     assert got.shape == (500, 10)
     assert np.abs(got - expected).max() <= 1e-4
+
+
+def test_evaluate_tests_on_the_checkpoints_own_dataset_unless_told(synthetic_run, tmp_path):
+    """A checkpoint trained on another dataset (here the synthetic digits, as Fashion-MNIST for a user) is
+    tested on that dataset when no data= is given, and evaluate says which; data= given wins."""
+    data, run_dir = synthetic_run
+    trained = json.loads((run_dir / "metrics.json").read_text())
+    out = tmp_path / "eval"
+    # no data=synthetic and no search path for it: the run's saved config names the dataset
+    result = run_cli(
+        [f"ckpt_path={trained['checkpoint']}", f"paths.data_dir={data.data_dir}", f"hydra.run.dir={out}"],
+        module="mnist_exp.evaluate",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "data=synthetic: the dataset the checkpoint was trained on" in result.stderr
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["dataset"] == "synthetic" and report["test/loss"] == pytest.approx(trained["test/loss"], rel=1e-5)
+    assert sum(r["support"] for r in report["per_class"].values()) == 200  # the synthetic test set, not MNIST's
+
+    # the checkpoint alone, away from its run dir: its recorded data files are not MNIST's, so it is refused
+    alone = tmp_path / "alone.ckpt"
+    alone.write_bytes(Path(trained["checkpoint"]).read_bytes())
+    refused = run_cli([f"ckpt_path={alone}", f"hydra.run.dir={tmp_path / 'refused'}"], module="mnist_exp.evaluate")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"Error: ckpt_path={alone} was trained on other data files than data=mnist ("
+        + ", ".join(sorted(data.checksums))
+        + "); name its dataset with data=OPTION (conf/data/)"
+    ]

@@ -17,6 +17,11 @@ BAD = [
     (["trainer.max_epochs=0"], "trainer.max_epochs must be an integer >= 1 (the run tests what it trained), got 0"),
     (["optimizer.lr=-0.1"], "optimizer.lr=-0.1 is refused by torch.optim.Adam: Invalid learning rate: -0.1"),
     (
+        ["optimizer.lr=abc"],
+        "optimizer.lr='abc' is refused by torch.optim.Adam: a number is expected (its default is 0.001), not the "
+        "text 'abc'",
+    ),
+    (
         ["optimizer=sgd", "optimizer.weight_decay=-1"],
         "optimizer.weight_decay=-1 is refused by torch.optim.SGD: Invalid weight_decay value: -1",
     ),
@@ -51,7 +56,7 @@ BAD = [
     (["optimizer=adamm"], "optimizer=adamm: no such optimizer option; available: adam, adamw, sgd"),
     (["trainer=gpus"], "trainer=gpus: no such trainer option; available: cpu, ddp, ddp_cpu, default, gpu"),
     (["ckpt_path=/no/such/file.ckpt"], "ckpt_path: no such checkpoint file: /no/such/file.ckpt"),
-    (["ckpt_path=last"], "ckpt_path=last: no checkpoints/last.ckpt under"),
+    (["ckpt_path=last"], "ckpt_path=last: nothing to resume, no stopped run under"),
 ]
 
 

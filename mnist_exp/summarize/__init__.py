@@ -102,8 +102,14 @@ def run_row(run_dir: Path, columns: list[str]) -> dict:
     status, metrics = status_of(run_dir)
     row.update(overrides=",".join(overrides), status=status, **metrics)
     row["_overrides"] = overrides  # the list itself: a value may hold a comma ([8,16])
-    row.update(seed=seed_of(overrides, default="default"), group=group_of(overrides))
+    row.update(seed=seed_of(overrides, default=saved_seed(run_dir)), group=group_of(overrides))
     return row
+
+
+def saved_seed(run_dir: Path):
+    """The seed the run's saved config holds (a run given no seed= ran with the config's default)."""
+    config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()) if (run_dir / ".hydra").is_dir() else {}
+    return (config or {}).get("seed", "default")
 
 
 def sort_rows(rows: list[dict], key: str = METRIC) -> list[dict]:

@@ -5,7 +5,10 @@ A run's group is its command-line overrides without `seed` (parsed with Hydra's 
 such as `model.sizes=[8,16]` stays one override). The 95% confidence interval of a mean is
 t(0.975, n-1) * std / sqrt(n); a difference of two means gets Welch's interval (unequal variances,
 Welch-Satterthwaite degrees of freedom) and Welch's two-sided p-value (scipy.stats.ttest_ind with
-equal_var=False). One run gives a mean and no spread: its std and interval are left empty.
+equal_var=False). One run gives a mean and no spread: its std and interval are left empty. Runs that
+share a seed are the same run again, not independent samples: a group counts distinct seeds (`n`), each
+seed one sample (the mean of its repeats), and its seeds column marks a repeated seed with its count
+(`42x3`).
 """
 
 from __future__ import annotations
@@ -48,18 +51,38 @@ def numbers(rows: list[dict], metric: str) -> list[float]:
     return [float(row[metric]) for row in rows if isinstance(row.get(metric), (int, float))]
 
 
+def by_seed(members: list[dict]) -> dict[Any, list[dict]]:
+    """A group's runs by seed, seeds in order. Runs of one seed are the same run again (on the same code
+    and CPU, bit for bit): together they are one sample, not several."""
+    seeds: dict[Any, list[dict]] = {}
+    for row in members:
+        seeds.setdefault(row["seed"], []).append(row)
+    return dict(sorted(seeds.items(), key=lambda item: (not isinstance(item[0], int), str(item[0]).zfill(20))))
+
+
+def samples(members: list[dict], metric: str) -> list[float]:
+    """One value per distinct seed (the mean over that seed's repeats)."""
+    per_seed = [numbers(runs, metric) for runs in by_seed(members).values()]
+    return [statistics.fmean(values) for values in per_seed if values]
+
+
+def seeds_label(members: list[dict]) -> str:
+    """'0,1,2', with a seed run more than once marked by its count: '42x3'."""
+    return ",".join(f"{seed}x{len(runs)}" if len(runs) > 1 else str(seed) for seed, runs in by_seed(members).items())
+
+
 def group_rows(rows: list[dict]) -> list[dict]:
-    """One row per group of finished runs: n, the seeds, and each metric's mean, std and ci95."""
+    """One row per group of finished runs: n (distinct seeds), the seeds, and each metric's mean, std and
+    ci95 over one sample per seed."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         if row["status"] == "ok":
             groups.setdefault(row["group"], []).append(row)
     table = []
     for name, members in groups.items():
-        members.sort(key=lambda r: (not isinstance(r["seed"], int), r["seed"] if isinstance(r["seed"], int) else 0))
-        out: dict[str, Any] = {"group": name, "n": len(members), "seeds": ",".join(str(r["seed"]) for r in members)}
+        out: dict[str, Any] = {"group": name, "n": len(by_seed(members)), "seeds": seeds_label(members)}
         for metric in METRICS:
-            values = numbers(members, metric)
+            values = samples(members, metric)
             mean, std, ci95 = spread(values) if values else (None, None, None)
             for stat, value in (("mean", mean), ("std", std), ("ci95", ci95)):
                 out[f"{metric}_{stat}"] = "" if value is None else round(value, 6)
@@ -100,9 +123,14 @@ def compare(rows: list[dict], first: str, second: str, metric: str = "test_acc")
     from scipy import stats
 
     (name_a, rows_a), (name_b, rows_b) = members(rows, first), members(rows, second)
-    a, b = numbers(rows_a, metric), numbers(rows_b, metric)
-    if len(a) < 2 or len(b) < 2:
-        raise ConfigError(f"--compare needs at least 2 runs (seeds) on each side; {metric}: {len(a)} and {len(b)}")
+    a, b = samples(rows_a, metric), samples(rows_b, metric)
+    for spec, found, runs in ((first, a, rows_a), (second, b, rows_b)):
+        if len(found) < 2:
+            raise ConfigError(
+                f"--compare {spec!r}: {len(found)} distinct seed{'' if len(found) == 1 else 's'} with {metric} "
+                f"(seeds {seeds_label(runs) or 'none'}); a seed run again repeats the same run, so error bars "
+                "need at least 2 distinct seeds a side: add runs with other seeds (seed=1,2,...)"
+            )
     var_a, var_b = statistics.variance(a), statistics.variance(b)
     se2 = var_a / len(a) + var_b / len(b)
     difference = statistics.fmean(b) - statistics.fmean(a)
