@@ -86,9 +86,31 @@ def check_config(cfg: DictConfig, sweep_base: bool = False) -> None:
 
         finished_run(Path(run_dir))
     if OmegaConf.select(cfg, "module") is not None:  # a training config
+        check_batch_limits(cfg)
         from mnist_exp.build import build_run
 
         build_run(with_run_dir_placeholder(cfg), given=keys_given(cfg), sweep_base=sweep_base, quiet=True)
+
+
+def check_batch_limits(cfg: DictConfig) -> None:
+    """A fraction in `trainer.limit_{train,val}_batches` must leave at least one batch (Lightning refuses it
+    only when the loop starts, after the run dir is made), from sizes alone."""
+    data, trainer = cfg.data, cfg.trainer
+    sizes = {
+        "train": (data.get("train_size"), data.get("val_size"), data.get("batch_size")),
+        "val": (data.get("val_size"), 0, data.get("eval_batch_size") or data.get("batch_size")),
+    }
+    for stage, (images, held_out, batch) in sizes.items():
+        limit = trainer.get(f"limit_{stage}_batches")
+        if not (isinstance(limit, float) and 0 < limit < 1) or not all(is_int(n) for n in (images, held_out, batch)):
+            continue
+        batches = -(-max(images - held_out, 0) // max(batch, 1))
+        if batches and int(batches * limit) < 1:
+            raise ConfigError(
+                f"trainer.limit_{stage}_batches={limit} leaves no batch of the {batches} {stage} batch"
+                f"{'es' if batches > 1 else ''} ({stage} images {images - held_out}, batch size {batch}); "
+                f"give at least {1 / batches:.3g}, or a whole number of batches"
+            )
 
 
 def keys_given(cfg: DictConfig) -> set[str]:

@@ -56,6 +56,46 @@ REQUIRED = {
 OVERRIDE_GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
 
 
+# Hydra's own command-line flags (its argparse parser); anything else starting with '-' is a mistake.
+HYDRA_FLAGS = {
+    *("--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--resolve", "--package", "-p", "--run", "-r"),
+    *("--multirun", "-m", "--shell-completion", "-sc", "--config-path", "-cp", "--config-name", "-cn"),
+    *("--config-dir", "-cd", "--experimental-rerun", "--info", "-i"),
+}
+CFG_CHOICES = ("job", "hydra", "all")
+MODE_FLAGS = {  # Hydra takes one of these modes at a time
+    **dict.fromkeys(("--run", "-r"), "run"),
+    **dict.fromkeys(("--multirun", "-m"), "multirun"),
+    **dict.fromkeys(("--cfg", "-c"), "cfg"),
+    **dict.fromkeys(("--info", "-i"), "info"),
+    **dict.fromkeys(("--shell-completion", "-sc"), "shell-completion"),
+}
+
+
+def argument_line(args: list[str]) -> str | None:
+    """What Hydra would answer with its whole usage text (a dashed override, a --cfg it does not take), or
+    accept as something else (a group option named with its .yaml), as one line; None when all is well."""
+    from mnist_exp import CONFIG_DIR
+
+    modes = [arg for arg in args if arg.partition("=")[0] in MODE_FLAGS]
+    if len({MODE_FLAGS[mode.partition("=")[0]] for mode in modes}) > 1:
+        return f"{' and '.join(modes)} cannot be combined: give one of -m (--multirun), --cfg, --info, -sc"
+    for i, arg in enumerate(args):
+        name, has_value, value = arg.partition("=")
+        if arg.startswith("-") and name not in HYDRA_FLAGS:
+            if has_value:
+                return f"{arg}: an override takes no dashes; write {arg.lstrip('-')}"
+            return f"{arg}: no such option; overrides are KEY=VALUE, the options are listed by --help"
+        if name in ("--cfg", "-c"):
+            choice = value if has_value else (args[i + 1] if i + 1 < len(args) else "")
+            if choice not in CFG_CHOICES:
+                return f"--cfg takes job, hydra or all (what to print), not {choice!r}"
+        group = name.lstrip("+~")
+        if has_value and value.endswith(".yaml") and group and (CONFIG_DIR / group).is_dir():
+            return f"{arg}: name the option without .yaml: {name}={value[: -len('.yaml')]}"
+    return None
+
+
 def fail(message: str) -> None:
     """End the command with `Error: message` as its one line on stderr, exit status 1."""
     print(f"Error: {message}", file=sys.stderr)
@@ -168,6 +208,9 @@ def run(name: str, main: Callable[[], object]) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     if name != "summarize":
         sys.argv[1:] = quote_ckpt_path(sys.argv[1:])
+        mistake = argument_line(sys.argv[1:])
+        if mistake:
+            fail(mistake)
     try:
         main()
     except (ConfigCompositionException, OverrideParseException) as error:

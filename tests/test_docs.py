@@ -123,15 +123,19 @@ def test_reproduce_commands_run_as_written(synthetic, tmp_path):
 
 @pytest.mark.slow  # a real (tiny) run to resume
 def test_resume_commands_carry_on_in_the_runs_dir_with_its_config(synthetic, tmp_path):
-    """Every documented resume command, against a real run dir like the one the docs name."""
+    """Every documented resume command, against a real stopped run dir like the one the docs name (each
+    command gets the run as it was stopped: a finished run is never resumed)."""
     run_dir = tmp_path / "2026-11-27" / "10-31-07_model.channels=32"
-    first = run_cli(
-        [*synthetic.overrides(), *TINY_RUN, "trainer.max_epochs=1", "model.channels=32", f"hydra.run.dir='{run_dir}'"]
-    )
-    assert first.returncode == 0, first.stderr[-2000:]
+    stop = ["+callbacks.stop._target_=tests.callbacks.SignalAtStep", "+callbacks.stop.step=5"]
+    first = run_cli([*synthetic.overrides(), *TINY_RUN, "model.channels=32", *stop, f"hydra.run.dir='{run_dir}'"])
+    assert first.returncode == 143, first.stderr[-2000:]  # stopped by SIGTERM after step 5, last.ckpt saved
+    stopped = tmp_path / "stopped"
+    shutil.copytree(run_dir, stopped)
     commands = of_kind("resume")
     assert len(commands) >= 3
     for command in commands:
+        shutil.rmtree(run_dir)
+        shutil.copytree(stopped, run_dir)
         args = [a.replace("outputs/2026-11-27/", f"{tmp_path}/2026-11-27/") for a in arguments(command)]
         result = run_cli([*args, f"paths.log_dir={tmp_path}"])
         assert result.returncode == 0, result.stderr[-2000:]

@@ -52,7 +52,11 @@ def test_malicious_checkpoints_never_run_code_in_any_entry_point(module, synthet
 
 
 def test_resume_refuses_another_models_checkpoint_and_a_text_file_before_any_work(synthetic_run, tmp_path):
-    data, run_dir = synthetic_run
+    import shutil
+
+    data, finished_run = synthetic_run
+    run_dir = tmp_path / "stopped"  # the run as if stopped before its results: a run that may be resumed
+    shutil.copytree(finished_run, run_dir, ignore=shutil.ignore_patterns("metrics.json"))
     (tmp_path / "notes.ckpt").write_text("just text")
     empty_data = tmp_path / "data"
     for ckpt, expected in (

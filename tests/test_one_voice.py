@@ -71,6 +71,23 @@ MISTAKES = [
         "see https://hydra.cc/docs/advanced/override_grammar/basic/",
     ),
     ("train", ["model.channels=0"], "Error: model.channels must be an integer >= 1, got 0"),
+    (
+        "train",
+        ["--model.channels=32"],
+        "Error: --model.channels=32: an override takes no dashes; write model.channels=32",
+    ),
+    ("train", ["--cfg", "jobs"], "Error: --cfg takes job, hydra or all (what to print), not 'jobs'"),
+    (
+        "train",
+        ["-m", "--cfg", "job"],
+        "Error: -m and --cfg cannot be combined: give one of -m (--multirun), --cfg, --info, -sc",
+    ),
+    ("train", ["experiment=fast.yaml"], "Error: experiment=fast.yaml: name the option without .yaml: experiment=fast"),
+    (
+        "evaluate",
+        ["ckpt_path=last", "--data=fashion_mnist"],
+        "Error: --data=fashion_mnist: an override takes no dashes; write data=fashion_mnist",
+    ),
     ("train", ["optimizer.lr=-1"], "Error: optimizer.lr=-1 is refused by torch.optim.Adam: Invalid learning rate: -1"),
     ("train", ["-m", "optimzer.lr=0.1,0.2"], "Error: optimzer.lr: no such config key; did you mean optimizer.lr?"),
     ("predict", ["ckpt_path=last", "inputs=x", "top_k=0"], "Error: top_k must be an integer >= 1, got 0"),
