@@ -13,10 +13,11 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger
-from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from mnist_exp.errors import NonFiniteLossError, is_int, require
+
+log = logging.getLogger(__name__)
 
 
 class LogSampleInputs(pl.Callback):
@@ -143,9 +144,13 @@ class EpochLog(pl.Callback):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
         total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
         parts = [f"epoch {epoch + 1}/{total}"]
+        # the training loss is the one minimized: with label smoothing, against smoothed targets (higher than
+        # the plain cross-entropy that validation reports), and the line says so
+        smoothing = (getattr(trainer.lightning_module, "hparams", None) or {}).get("label_smoothing") or 0
         for stage in ("train", "val"):
             if f"{stage}/loss" in metrics and f"{stage}/acc" in metrics:
-                parts.append(f"{stage} loss {metrics[f'{stage}/loss']:.4f} acc {metrics[f'{stage}/acc']:.2%}")
+                kind = f" (label-smoothed {smoothing:g})" if stage == "train" and smoothing else ""
+                parts.append(f"{stage} loss{kind} {metrics[f'{stage}/loss']:.4f} acc {metrics[f'{stage}/acc']:.2%}")
         if "val/acc" in metrics:
             if self._best is None or metrics["val/acc"] > self._best:
                 parts[-1] += " (new best)"
@@ -163,6 +168,22 @@ class EpochLog(pl.Callback):
         console = getattr(progress, "console", None)
         live = getattr(getattr(progress, "live", None), "is_started", False)
         return console if console is not None and console.is_terminal and live else None
+
+
+class NetSummary(pl.Callback):
+    """At the start of fit, the network the run trains: one line per layer (kind, output size where it has
+    weights, parameters) and the total. Lightning's own summary lists the LightningModule's children, the
+    metric objects among them, and says `Total FLOPs: 0` on the CPU (trainer.enable_model_summary: false)."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        net = pl_module.net
+        log.info("model %s: %s parameters", type(net).__name__, f"{sum(p.numel() for p in net.parameters()):,}")
+        for name, layer in net.named_modules():
+            if name and not list(layer.children()):
+                count = sum(p.numel() for p in layer.parameters())
+                log.info("  %-14s %-12s %s", name, type(layer).__name__, f"{count:,}" if count else "")
 
 
 class CheckpointOnInterrupt(pl.Callback):
@@ -214,17 +235,21 @@ class CheckpointOnInterrupt(pl.Callback):
         done = getattr(loader, "batches_done", 0)
         if trainer.training and 0 < done < trainer.num_training_batches:
             temporary = self.path.with_suffix(".ckpt.tmp")
-            trainer.save_checkpoint(temporary)  # all ranks take part; rank 0 writes
+            # all ranks take part, rank 0 writes; the whole state (weights_only=False: optimizer, loops, RNG), said
+            # here so that Lightning does not log that it defaulted (which read as if loading were unsafe)
+            trainer.save_checkpoint(temporary, weights_only=False)
             if trainer.is_global_zero:
                 os.replace(temporary, self.path)  # a kill while saving never leaves half a last.ckpt
             message = (
-                f"saved {self.path} (epoch {trainer.current_epoch}, batch {done} of {trainer.num_training_batches})"
+                f"saved {self.path} (epoch {trainer.current_epoch + 1} of {trainer.max_epochs}, "
+                f"batch {done} of {trainer.num_training_batches})"
             )
         elif self.path.exists():
             message = f"kept {self.path}, saved at the end of the last finished epoch"
         else:
             message = "no checkpoint was saved yet, nothing to resume from"
-        rank_zero_info(f"Stopped by {name}: {message}. Resume with: python -m mnist_exp ckpt_path=last")
+        if trainer.is_global_zero:
+            log.info(f"Stopped by {name}: {message}. Resume with: python -m mnist_exp ckpt_path=last")
 
 
 class StopOnNonFiniteLoss(pl.Callback):

@@ -18,12 +18,28 @@ from mnist_exp.rundirs import first_free
 def register_resolvers() -> None:
     # ${project_root:} -> the repo root, so data/ and outputs/ do not depend on the working directory.
     OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
-    # ${suffix:TEXT} -> "_TEXT", or "" when TEXT is empty (run dir names built from overrides),
-    # cut to 150 characters to stay well inside file-name limits.
-    OmegaConf.register_new_resolver("suffix", lambda text="": f"_{text}"[:150] if text else "", replace=True)
+    # ${suffix:TEXT} -> "_TEXT", or "" when TEXT is empty (run dir names built from overrides).
+    OmegaConf.register_new_resolver("suffix", dir_suffix, replace=True)
     # ${unique_dir:PATH} -> PATH or PATH-2, ...: the first that does not exist (cached: the same name for
     # the whole run, and for every job of a sweep). Nothing is created: rundirs.ClaimRunDir does that.
     OmegaConf.register_new_resolver("unique_dir", first_free, use_cache=True, replace=True)
+
+
+def dir_suffix(overrides: str = "", limit: int = 150) -> str:
+    """ "_" and a run's overrides (Hydra's override_dirname, comma-separated) for its dir name, at most
+    `limit` characters to stay well inside file-name limits: cut between overrides, never inside one, with
+    how many were left out ("..._a=1,b=2,+3 more"); run.json and .hydra/ hold them all."""
+    if not overrides:
+        return ""
+    if len(overrides) < limit:
+        return f"_{overrides}"
+    parts, kept = overrides.split(","), []
+    for part in parts:
+        more = f",+{len(parts) - len(kept) - 1} more" if len(kept) + 1 < len(parts) else ""
+        if len("_" + ",".join([*kept, part]) + more) > limit:
+            break
+        kept.append(part)
+    return "_" + ",".join(kept) + f"{',' if kept else ''}+{len(parts) - len(kept)} more"
 
 
 register_resolvers()

@@ -12,6 +12,14 @@ class DropLightningTips(logging.Filter):
         return not str(record.msg).startswith("💡 Tip:")
 
 
+class ForTheConsole(logging.Filter):
+    """The console shows the project's own lines and anyone's warnings; other libraries' INFO lines
+    (Lightning's seed, device and signal notices) go to train.log alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name.split(".")[0] in ("mnist_exp", "__main__") or record.levelno >= logging.WARNING
+
+
 # Warnings that libraries raise in every run and that no user can act on, each with the reason. Applied
 # when each command starts (mnist_exp/config.py), so that they hold however often a process runs one.
 QUIET = (

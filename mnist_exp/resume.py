@@ -106,6 +106,8 @@ def compose_resumed(config: DictConfig, checkpoint: Checkpoint) -> None:
             key = override.key_or_group
             if key.split(".", 1)[0] in ("hydra", "ckpt_path"):
                 continue
+            if key in saved_choices and key.split(".", 1)[0] not in FREE:
+                continue  # the run's own option named again (conflicts() refused any other): its saved values stay
             if override.is_delete():
                 parent, _, leaf = key.rpartition(".")
                 node = OmegaConf.select(config, parent) if parent else config

@@ -43,11 +43,17 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
     table.add_row("best val accuracy", f"{metrics['val/acc_best']:.4f}")
     table.add_row("epochs", str(metrics["epochs"]))
     table.add_row("fit time", f"{metrics['fit_seconds']:.1f} s")
-    table.add_row("run dir", str(run_dir))
-    table.add_row("checkpoint", str(metrics["checkpoint"]))
+    paths = [f"Run dir: {run_dir}", f"Checkpoint: {metrics['checkpoint']}"]
+    paths.append(f"Browse this run: tensorboard --logdir {run_dir}")
     console = Console()
     console.print(table)
-    console.print(f"Browse this run: tensorboard --logdir {run_dir}", soft_wrap=True, highlight=False)
+    for line in paths:  # whole, never wrapped inside a box: a path to copy
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
+    results = logging.getLogger("mnist_exp.file")  # train.log: the run's results as the console shows them
+    for label, value in zip(*(column.cells for column in table.columns), strict=True):
+        results.info("%s: %s", label, value)
+    for line in paths:
+        results.info(line)
 
 
 def threads_per_parallel_job() -> int | None:

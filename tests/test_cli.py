@@ -71,6 +71,15 @@ def test_tiny_run_writes_config_events_checkpoints_and_metrics(synthetic_run):
         epochs = [m.group(1) for line in text.splitlines() if (m := epoch_line.search(line))]
         assert epochs == ["1", "2"], text[-3000:]
         assert "(new best)" in text and "Tip:" not in text
+    # The console: the project's lines, plain; the network's layers, not Lightning's summary of every metric
+    # object; no bar drawn into a redirected log; the paths whole on lines of their own. train.log: all of it.
+    console = result.stdout.splitlines()
+    assert not [line for line in console if line.startswith("[20")], "timestamped library lines on the console"
+    assert "Seed set to 42" not in result.stdout and "Seed set to 42" in log
+    assert "model CNN: 206,922 parameters" in console and "Total FLOPs" not in result.stdout
+    assert "it/s" not in result.stdout  # the progress bar's speed
+    assert f"Run dir: {run_dir}" in console and f"Checkpoint: {metrics['checkpoint']}" in console
+    assert f"test accuracy: {metrics['test/acc']:.4f}" in log and f"Run dir: {run_dir}" in log
 
 
 @pytest.mark.slow

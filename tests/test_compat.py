@@ -49,3 +49,16 @@ def test_omegaconf_resolver_cache_is_forgotten_per_resolver():
     assert config.a == 1 and config.a == 1  # cached
     forget(config, "counted_for_compat_test")
     assert config.a == 2
+
+
+def test_lightning_rich_progress_bar_names_its_epoch_label_as_we_override_it():
+    from pytorch_lightning import Trainer
+    from pytorch_lightning.callbacks import RichProgressBar
+
+    from mnist_exp.compat.lightning import ProgressBar
+
+    assert callable(getattr(RichProgressBar, "_get_train_description", None))  # the private name we override
+    bar = ProgressBar()
+    trainer = Trainer(accelerator="cpu", max_epochs=5, logger=False, enable_checkpointing=False, callbacks=[bar])
+    bar.setup(trainer, None, "fit")
+    assert bar._get_train_description(0).strip() == "Epoch 1/5"  # counted from 1, as the epoch lines are

@@ -15,6 +15,7 @@ import yaml
 from mnist_exp.checkpoints import read_checkpoint
 from mnist_exp.rundirs import claim_dir, find_checkpoint
 from tests.helpers import (
+    TINY_RUN,
     SyntheticData,
     compose,
     load_events,
@@ -119,7 +120,7 @@ def resume(reference: Reference, log_dir: Path, ckpt_path: str) -> str:
 def test_sigterm_mid_epoch_then_ckpt_path_last_matches_the_uninterrupted_run(reference, tmp_path):
     log_dir = tmp_path / "outputs"
     run_dir, output = interrupt(reference, log_dir, "SIGTERM", step=40, process=True)
-    assert f"Stopped by SIGTERM: saved {run_dir}/checkpoints/last.ckpt (epoch 1, batch 11 of 29)" in output
+    assert f"Stopped by SIGTERM: saved {run_dir}/checkpoints/last.ckpt (epoch 2 of 3, batch 11 of 29)" in output
     assert "Resume with: python -m mnist_exp ckpt_path=last" in output
     saved = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert saved["global_step"] == 40 and saved["epoch"] == 1
@@ -150,7 +151,7 @@ def test_ctrl_c_mid_epoch_then_ckpt_path_file_matches_the_uninterrupted_run(refe
     log_dir = tmp_path / "outputs"
     run_dir, output = interrupt(reference, log_dir, "SIGINT", step=20)
     assert "Ctrl+C: stopping after this batch and saving a checkpoint" in output
-    assert "Stopped by SIGINT: saved" in output and "(epoch 0, batch 20 of 29)" in output
+    assert "Stopped by SIGINT: saved" in output and "(epoch 1 of 3, batch 20 of 29)" in output
     resume(reference, log_dir, str(run_dir / "checkpoints" / "last.ckpt"))
     assert_same_run(run_dir, reference.run_dir)
 
@@ -315,3 +316,21 @@ def test_a_finished_run_is_never_resumed_nor_rewritten(synthetic_run, tmp_path):
         )
     assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in log_dir.rglob("*") if p.is_dir() and p.parent == log_dir) == ["2026-11-27"]
+
+
+def test_a_resume_that_names_the_runs_own_options_again_changes_nothing(synthetic, tmp_path):
+    """`ckpt_path=last data=synthetic`: the run's own dataset option named again does not bring that option's
+    defaults back over the run's values (batch 32, not the option's 128): the stopped epoch goes on from its
+    5th batch, and every epoch line says its time and speed."""
+    log_dir = tmp_path / "outputs"
+    stop = ["+callbacks.stop._target_=tests.callbacks.SignalAtStep", "+callbacks.stop.step=20"]
+    stopped = run_cli([*synthetic.overrides(), *TINY_RUN, *stop, f"paths.log_dir={log_dir}"])
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert "(epoch 2 of 2, batch 4 of 16)" in stopped.stdout + stopped.stderr  # epochs counted from 1, as in the lines
+    resumed = run_cli([*synthetic.overrides(), "ckpt_path=last", f"paths.log_dir={log_dir}"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (run_dir,) = [p.parent.parent for p in log_dir.glob("*/*/checkpoints/last.ckpt")]
+    assert read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 2 * 16
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 2
+    line = re.search(r"epoch 2/2  train loss .* val loss .*  ([\d.]+) s, ([\d,]+) images/s", resumed.stdout)
+    assert line and float(line.group(1)) > 0 and int(line.group(2).replace(",", "")) > 0, resumed.stdout[-2000:]
