@@ -114,5 +114,28 @@ def test_the_printed_table_fits_80_columns(tmp_path, capsys, monkeypatch):
     capsys.readouterr()
     assert summarize_main([str(out)]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed and max(len(line) for line in printed) <= 80, "\n".join(printed)
+    table = [line for line in printed if not line.startswith("runs under ")]  # the title: a path, whole
+    assert table and max(len(line) for line in table) <= 80, "\n".join(printed)
+    assert f"runs under {out} (2; by val_acc_best)" in printed
     assert ",".join(long) in (out / "runs.md").read_text()  # the files keep the whole overrides
+
+
+def test_the_printed_table_shows_what_tells_runs_apart_and_cuts_no_run(tmp_path, capsys):
+    """Four sweep jobs whose dir names end alike (the shared overrides): each row shows its own value of
+    the swept key and its dir's date, time and job number whole, in 80 columns."""
+    out = tmp_path / "outputs"
+    shared = ["data.batch_size=256", "trainer.limit_train_batches=0.25", "trainer.max_epochs=1"]
+    for job, lr in enumerate(("0.001", "0.002", "0.003", "0.004")):
+        overrides = [f"optimizer.lr={lr}", *shared]
+        name = f"{job}_" + ",".join(overrides)
+        metrics = {"val/acc_best": 0.9 + job / 100, "test/acc": 0.9}
+        fake_run(out / "multirun" / "2026-12-04" / "14-00-00" / name, overrides, {}, {}, metrics)
+    capsys.readouterr()
+    assert summarize_main([str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"runs under {out}/multirun/2026-12-04/14-00-00 (4;" in printed  # where they all are
+    for job, lr in enumerate(("0.001", "0.002", "0.003", "0.004")):
+        (line,) = [line for line in printed.splitlines() if f"optimizer.lr={lr}" in line]
+        assert line.split()[0] == str(job)  # each job by its number, then what tells it apart
+    assert "trainer.limit_train_batches=0.25" not in printed  # shared by all: no help in telling them apart
+    assert read_csv(out / "runs.csv")[0]["run"].endswith("optimizer.lr=0.004," + ",".join(shared))  # files: whole

@@ -47,7 +47,8 @@ from mnist_exp.summarize.where import budget_of, conditions, config_of, matches
 COLUMNS = ["job", "overrides", "status", "val_acc_best", "test_acc", "epochs", "wall_seconds", "run_dir"]
 RUN_COLUMNS = ["started", "run", "overrides", "status", "budget", "val_acc_best", "test_acc", "epochs", "wall_seconds"]
 # What the terminal shows (80 columns): the run dir names the run and its overrides; the files have the rest.
-PRINTED_RUN_COLUMNS = ["run", "status", "budget", "val_acc_best", "test_acc", "wall_seconds"]
+# printed: each run by its dir's date, time and job number (whole), and the overrides that tell it apart
+PRINTED_RUN_COLUMNS = ["run", "differs", "status", "budget", "val_acc_best", "test_acc", "wall_seconds"]
 METRIC = "val_acc_best"
 FILE_ONLY = ["fit_seconds", "seed", "group"]  # in the csv and md files, not in the printed table
 
@@ -166,6 +167,22 @@ def collect_runs(
     return sorted(rows, key=lambda row: row["budget"]) if by_budget else rows
 
 
+def telling_apart(rows: list[dict]) -> tuple[list[dict], str]:
+    """Rows to print, and the dirs they all lie under: `run` as its dir's place below those (date, time,
+    job number: each part of the path up to its overrides, which a long name would cut), and `differs`,
+    the overrides that not every row shares."""
+    places = [[part.split("_", 1)[0] for part in str(row["run"]).split("/")] for row in rows]
+    common = 0
+    while places and all(len(p) > common + 1 and p[common] == places[0][common] for p in places):
+        common += 1
+    shared = set.intersection(*(set(row["_overrides"]) for row in rows)) if rows else set()
+    shown = []
+    for row, place in zip(rows, places, strict=True):
+        differs = " ".join(o for o in row["_overrides"] if o not in shared) or "(only what all share)"
+        shown.append({**row, "run": "/".join(place[common:]), "differs": differs})
+    return shown, "/".join(places[0][:common]) if places else ""
+
+
 def to_markdown(rows: list[dict], columns: list[str] = COLUMNS) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(row.get(c, "")).replace("|", "\\|") for c in columns) + " |" for row in rows]
@@ -227,7 +244,8 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
-TEXT_COLUMNS = ("overrides", "status", "run", "started", "state", "params", "worker", "group", "budget")
+TEXT_COLUMNS = ("overrides", "differs", "status", "started", "state", "params", "worker", "group", "budget")
+WHOLE_COLUMNS = ("run",)  # text never cut: a run's place to copy
 HEADERS = {
     "val_acc_best": "val best",
     "test_acc": "test",
@@ -261,16 +279,16 @@ def print_table(rows: list[dict], title: str, columns: list[str] = COLUMNS) -> N
         if widths[widest] <= 8:
             break
         widths[widest] -= 1
-    for i in (i for i, c in enumerate(shown) if c == "run"):  # a run dir's name ends with what tells it apart
-        for line in cells:
-            line[i] = line[i] if len(line[i]) <= widths[i] else "…" + line[i][-(widths[i] - 1) :]
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for i, column in enumerate(shown):
         kind = {"overflow": "ellipsis"} if i in text else {"justify": "right"}  # numbers are never cut
+        if column in WHOLE_COLUMNS:
+            kind = {"overflow": "fold"}
         table.add_column(HEADERS.get(column, column), no_wrap=True, width=widths[i], **kind)
     for row, line in zip(rows, cells, strict=True):
         failed = row.get("status", row.get("state", "")).startswith(("failed", "fail"))
         table.add_row(*line, style="red" if failed else None)
+    console.print(title, soft_wrap=True, highlight=False, markup=False)  # a path in it stays whole, to copy
     console.print(table)
 
 
@@ -319,7 +337,8 @@ def summarize_runs(
     write_text_atomically(root / "runs.md", to_markdown(rows, RUN_COLUMNS + FILE_ONLY))
     filters = "".join(f", {w}" for w in where or [])
     order = f"by budget, then {sort}" if by_budget else f"by {sort}"
-    print_table(rows, f"runs under {root} ({len(rows)}{filters}; {order})", PRINTED_RUN_COLUMNS)
+    shown, under = telling_apart(rows)
+    print_table(shown, f"runs under {root / under} ({len(rows)}{filters}; {order})", PRINTED_RUN_COLUMNS)
     write_groups(rows, root)
     return rows
 
