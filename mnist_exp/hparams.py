@@ -72,6 +72,13 @@ def experiment_params(cfg: DictConfig, choices: Mapping[str, Any], leading: list
     return {**swept, **groups, **params}
 
 
+def as_written(value: Any) -> Any:
+    """A whole number or a switch as text (16, true); other values as they are."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value) if isinstance(value, int) else value
+
+
 def hparams_summaries(params: Mapping[str, Any], leading: set[str]) -> tuple:
     """TensorBoard's HParams records for one run: the experiment (its columns, with the run's own
     override keys marked as differing, which TensorBoard sorts first), the session start and end.
@@ -82,7 +89,10 @@ def hparams_summaries(params: Mapping[str, Any], leading: set[str]) -> tuple:
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
     from torch.utils.tensorboard.summary import hparams
 
-    experiment, session_start, session_end = hparams(dict(params), {tag: 0.0 for tag in METRICS})
+    # TensorBoard keeps numbers as doubles and shows an integer as 16.000 (torch's hparams makes a bool 1.000):
+    # whole numbers (widths, batch sizes, epochs, seeds) and switches go as text, shown as they were written
+    shown = {key: as_written(value) for key, value in params.items()}
+    experiment, session_start, session_end = hparams(shown, {tag: 0.0 for tag in METRICS})
     content = experiment.value[0].metadata.plugin_data
     data = HParamsPluginData.FromString(content.content)
     for info in data.experiment.hparam_infos:

@@ -168,3 +168,15 @@ def test_a_browser_sees_the_projector_filters_feature_maps_and_attributions(synt
     shown = {parse_qs(urlparse(u).query)["tag"][0] for u in drawn if "/plugin/images/images?" in u}
     assert {"insight/filters", "insight/feature_maps/conv1", "test/mistakes", "test/reliability"} <= shown
     assert any("/plugin/images/individualImage?" in u for u in drawn)  # and the images themselves
+
+
+def test_hparams_shows_whole_numbers_as_written():
+    """TensorBoard shows a number as a double (16.000): channels, batch sizes and seeds go as text."""
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    from mnist_exp.hparams import hparams_summaries
+
+    _, start, _ = hparams_summaries({"model.channels": 16, "optimizer.lr": 0.003, "model.batch_norm": True}, set())
+    values = HParamsPluginData.FromString(start.value[0].metadata.plugin_data.content).session_start_info.hparams
+    assert values["model.channels"].string_value == "16" and values["optimizer.lr"].number_value == 0.003
+    assert values["model.batch_norm"].string_value == "true"
