@@ -191,3 +191,18 @@ def test_evaluate_tests_on_the_checkpoints_own_dataset_unless_told(synthetic_run
         + ", ".join(sorted(data.checksums))
         + "); name its dataset with data=OPTION (conf/data/)"
     ]
+
+
+def test_predicts_table_shows_every_file_name_whole(synthetic_run, tmp_path):
+    data, run_dir = synthetic_run
+    folder = tmp_path / "my_digits"
+    folder.mkdir()
+    names = [f"white_on_black_scan_of_a_handwritten_digit_number_{i}.png" for i in range(2)]
+    for name, image in zip(names, read_idx(data.folder / "t10k-images-idx3-ubyte")[:2], strict=True):
+        Image.fromarray(image).save(folder / name)
+    args = ["ckpt_path=" + best_checkpoint(run_dir), f"inputs={folder}"]
+    result = run_cli(args, module="mnist_exp.predict", env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"predictions ({folder}/)" in result.stderr
+    for name in names:
+        assert name in result.stderr, result.stderr  # below the folder they share, never cut

@@ -150,15 +150,21 @@ def print_table(rows: list[dict], total: int) -> None:
             f"{total} files; the table is left out above {TABLE_ROWS} rows (the JSON lines have every result)"
         )
         return
-    table = Table(title="predictions", title_justify="left")
-    for column in ("file", "digit", "probability", "top-k"):
-        table.add_column(column)
-    for row in rows:
+    # file names below the folder they share, whole (the top-k column gives way on a narrow terminal)
+    folder = os.path.commonpath([os.path.dirname(row["file"]) or "." for row in rows]) if rows else ""
+    names = [os.path.relpath(row["file"], folder) if folder else row["file"] for row in rows]
+    console.print(f"predictions ({folder or '.'}/)", soft_wrap=True, highlight=False, markup=False)
+    table = Table()
+    table.add_column("file", no_wrap=True, min_width=max((len(name) for name in names), default=4))
+    table.add_column("digit")
+    table.add_column("probability")
+    table.add_column("top-k", no_wrap=True, overflow="ellipsis")
+    for row, name in zip(rows, names, strict=True):
         if "error" in row:
-            table.add_row(row["file"], "[red]error[/red]", "", f"[red]{escape(row['error'])}[/red]")
+            table.add_row(escape(name), "[red]error[/red]", "", f"[red]{escape(row['error'])}[/red]")
         else:
             top = "  ".join(f"{d}: {p:.3f}" for d, p in row["top_k"])
-            table.add_row(escape(row["file"]), str(row["digit"]), f"{row['probability']:.3f}", top)
+            table.add_row(escape(name), str(row["digit"]), f"{row['probability']:.3f}", top)
     console.print(table)
 
 
