@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mnist_exp import CONFIG_DIR
 from mnist_exp.errors import EXPECTED_ERRORS, Escalated, MissingKeysError
 
 
@@ -75,8 +76,6 @@ MODE_FLAGS = {  # Hydra takes one of these modes at a time
 def argument_line(args: list[str]) -> str | None:
     """What Hydra would answer with its whole usage text (a dashed override, a --cfg it does not take), or
     accept as something else (a group option named with its .yaml), as one line; None when all is well."""
-    from mnist_exp import CONFIG_DIR
-
     modes = [arg for arg in args if arg.partition("=")[0] in MODE_FLAGS]
     if len({MODE_FLAGS[mode.partition("=")[0]] for mode in modes}) > 1:
         return f"{' and '.join(modes)} cannot be combined: give one of -m (--multirun), --cfg, --info, -sc"
@@ -116,8 +115,6 @@ def compose(config_name: str, overrides: list[str]):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-
-    from mnist_exp import CONFIG_DIR
 
     GlobalHydra.instance().clear()
     try:
