@@ -81,8 +81,7 @@ def as_written(value: Any) -> Any:
 
 def hparams_summaries(params: Mapping[str, Any], leading: set[str]) -> tuple:
     """TensorBoard's HParams records for one run: the experiment (its columns, with the run's own
-    override keys and the groups' options marked as differing, which TensorBoard shows by default and
-    sorts first), the session start and end.
+    override keys marked as differing, which TensorBoard sorts first), the session start and end.
 
     torch's `hparams` builds them; the `differs` marks are added here, since neither it nor
     Lightning's log_hyperparams can set them (a sweep's swept keys would sit among the rest in name
@@ -96,8 +95,8 @@ def hparams_summaries(params: Mapping[str, Any], leading: set[str]) -> tuple:
     experiment, session_start, session_end = hparams(shown, {tag: 0.0 for tag in METRICS})
     content = experiment.value[0].metadata.plugin_data
     data = HParamsPluginData.FromString(content.content)
-    for info in data.experiment.hparam_infos:  # shown by default: what was swept or overridden, and the options
-        info.differs = info.name in leading or info.name in GROUPS  # (an SGD run beside an Adam one)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in leading
     content.content = data.SerializeToString()
     return experiment, session_start, session_end
 

@@ -150,7 +150,7 @@ def print_table(rows: list[dict], total: int) -> None:
             f"{total} files; the table is left out above {TABLE_ROWS} rows (the JSON lines have every result)"
         )
         return
-    # file names below the folder they share, whole (the top-k column gives way on a narrow terminal)
+    # file names below the folder they share, whole (the last column wraps on a narrow terminal)
     folder = os.path.commonpath([os.path.dirname(row["file"]) or "." for row in rows]) if rows else ""
     names = [os.path.relpath(row["file"], folder) if folder else row["file"] for row in rows]
     console.print(f"predictions ({folder or '.'}/)", soft_wrap=True, highlight=False, markup=False)
@@ -158,7 +158,7 @@ def print_table(rows: list[dict], total: int) -> None:
     table.add_column("file", no_wrap=True, min_width=max((len(name) for name in names), default=4))
     table.add_column("digit")
     table.add_column("probability")
-    table.add_column("top-k", no_wrap=True, overflow="ellipsis")
+    table.add_column("top-k")  # wraps (an error's message is here) where the file names take the room
     for row, name in zip(rows, names, strict=True):
         if "error" in row:
             table.add_row(escape(name), "[red]error[/red]", "", f"[red]{escape(row['error'])}[/red]")
