@@ -148,8 +148,8 @@ class UseCheckpoint(Callback):
             )
         with open_dict(config):
             config.ckpt_path = str(checkpoint.path)  # the run uses the checkpoint checked here
-        if value == "last":
-            print(f"ckpt_path=last: {checkpoint.path}", file=sys.stderr)
+        if value in ("last", "best"):
+            print(f"ckpt_path={value}: {checkpoint.path}", file=sys.stderr)
         if resuming:
             compose_resumed(config, checkpoint)
         elif OmegaConf.select(config, "model") is not None:  # evaluate: model keys given must match the checkpoint

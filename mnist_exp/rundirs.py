@@ -122,10 +122,38 @@ def finished(run_dir: Path) -> bool:
     return (Path(run_dir) / "metrics.json").is_file()
 
 
+def best_checkpoint(log_dir: Path) -> Path:
+    """The checkpoint that the finished run (or sweep job) under log_dir with the highest best validation
+    accuracy tested (the newest of a tie): what a learner means by a sweep's best model."""
+    found = []
+    for metrics_file in Path(log_dir).glob("**/metrics.json"):
+        try:
+            metrics = json.loads(metrics_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(metrics, dict) or metrics.get("status") != "ok" or "val/acc_best" not in metrics:
+            continue
+        tested = metrics.get("tested") or metrics.get("checkpoint") or "last"
+        path = metrics_file.parent / "checkpoints" / "last.ckpt" if tested == "last" else Path(tested)
+        if path.is_file():
+            found.append((float(metrics["val/acc_best"]), metrics_file.stat().st_mtime, path))
+    if not found:
+        raise CheckpointError(f"ckpt_path=best: no finished run with its tested checkpoint under {log_dir}")
+    return max(found)[2].resolve()
+
+
 def find_checkpoint(value: str, log_dir: Path, unfinished: bool = False) -> Path:
     """`last`: the newest checkpoints/last.ckpt under log_dir of a run that is not running (runs and
     sweep jobs), with `unfinished` of a run that stopped before its results (what a resume continues);
-    else a checkpoint file's path. ConfigError when there is none."""
+    `best`: the tested checkpoint of the finished run with the best validation accuracy; else a
+    checkpoint file's path. ConfigError when there is none."""
+    if value == "best":
+        if unfinished:
+            raise CheckpointError(
+                "ckpt_path=best names a finished run's checkpoint (for evaluate, predict and export); "
+                "to resume a stopped run give ckpt_path=last or its last.ckpt"
+            )
+        return best_checkpoint(Path(log_dir))
     if value == "last":
         candidates = [p for p in Path(log_dir).glob("**/checkpoints/last.ckpt") if p.is_file()]
         idle = [p for p in candidates if not is_running(p.parent.parent)]

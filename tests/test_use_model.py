@@ -206,3 +206,34 @@ def test_predicts_table_shows_every_file_name_whole(synthetic_run, tmp_path):
     assert f"predictions ({folder}/)" in result.stderr
     for name in names:
         assert name in result.stderr, result.stderr  # below the folder they share, never cut
+
+
+def test_ckpt_path_best_is_the_sweeps_best_run_not_the_last_to_finish(synthetic_run, tmp_path):
+    """After a sweep, `ckpt_path=best` is the checkpoint that the job with the best validation accuracy
+    tested, whichever finished last; training refuses it (a resume continues a stopped run)."""
+    import shutil
+
+    data, run_dir = synthetic_run
+    log_dir = tmp_path / "outputs"
+    jobs = {}
+    swept = (("0_optimizer.lr=0.001", 0.93), ("1_optimizer.lr=0.003", 0.95), ("2_optimizer.lr=0.01", 0.91))
+    for name, val_acc in swept:
+        job = jobs[name] = log_dir / "multirun" / "2026-12-04" / "14-00-00" / name
+        shutil.copytree(run_dir, job)
+        metrics = json.loads((job / "metrics.json").read_text())
+        tested = job / "checkpoints" / Path(metrics["checkpoint"]).name
+        metrics.update({"val/acc_best": val_acc, "checkpoint": str(tested), "tested": str(tested)})
+        (job / "metrics.json").write_text(json.dumps(metrics))
+    Image.fromarray(read_idx(data.folder / "t10k-images-idx3-ubyte")[0]).save(tmp_path / "digit.png")
+    result = run_cli(
+        ["ckpt_path=best", f"inputs={tmp_path / 'digit.png'}", f"paths.log_dir={log_dir}"], module="mnist_exp.predict"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    tested_name = Path(json.loads((run_dir / "metrics.json").read_text())["checkpoint"]).name
+    best = jobs["1_optimizer.lr=0.003"] / "checkpoints" / tested_name
+    assert f"ckpt_path=best: {best}" in result.stderr  # not job 2, the last to finish
+    refused = run_cli(["ckpt_path=best", f"paths.log_dir={log_dir}"])
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
+        "Error: ckpt_path=best names a finished run's checkpoint (for evaluate, predict and export); "
+        "to resume a stopped run give ckpt_path=last or its last.ckpt"
+    ]

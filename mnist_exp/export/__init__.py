@@ -36,8 +36,8 @@ def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 17,
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt} is not one of {', '.join(FORMATS)}")
     checkpoint = resolve(str(ckpt_path), log_dir)
-    if ckpt_path == "last":
-        print(f"ckpt_path=last: {checkpoint.path}", file=sys.stderr)
+    if ckpt_path in ("last", "best"):
+        print(f"ckpt_path={ckpt_path}: {checkpoint.path}", file=sys.stderr)
     target = Path(output) if output else checkpoint.path.with_suffix(FORMATS[fmt])
     if not target.parent.is_dir():
         raise ConfigError(f"output={target}: its dir does not exist")

@@ -205,8 +205,8 @@ def predict(cfg: DictConfig) -> int:
         if not os.access(attributions, os.W_OK | os.X_OK):
             raise ConfigError(f"attributions={cfg.attributions}: cannot be written into")
     checkpoint = resolve(str(found), cfg.paths.log_dir)
-    if cfg.ckpt_path == "last":
-        print(f"ckpt_path=last: {checkpoint.path}", file=sys.stderr)
+    if cfg.ckpt_path in ("last", "best"):
+        print(f"ckpt_path={cfg.ckpt_path}: {checkpoint.path}", file=sys.stderr)
     input_shape = checkpoint.hparams.get("input_shape", MNIST_INPUT_SHAPE)
     if input_shape != MNIST_INPUT_SHAPE:
         raise ConfigError(
