@@ -18,6 +18,9 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from mnist_exp.errors import NonFiniteLossError, is_int, require
 
 log = logging.getLogger(__name__)
+# Trainer.save_checkpoint's `weights_only` (what it writes, not how anything is read): a resumable checkpoint
+# holds the optimizer, loop and RNG state too. Checkpoints are always read with torch's safe unpickler.
+SAVE_WEIGHTS_ONLY = False
 
 
 class LogSampleInputs(pl.Callback):
@@ -235,9 +238,9 @@ class CheckpointOnInterrupt(pl.Callback):
         done = getattr(loader, "batches_done", 0)
         if trainer.training and 0 < done < trainer.num_training_batches:
             temporary = self.path.with_suffix(".ckpt.tmp")
-            # all ranks take part, rank 0 writes; the whole state (weights_only=False: optimizer, loops, RNG), said
-            # here so that Lightning does not log that it defaulted (which read as if loading were unsafe)
-            trainer.save_checkpoint(temporary, weights_only=False)
+            # all ranks take part, rank 0 writes; what to save said here (the whole state: optimizer, loops, RNG), so
+            # that Lightning does not log that it chose a default (a line that read as if loading were unsafe)
+            trainer.save_checkpoint(temporary, weights_only=SAVE_WEIGHTS_ONLY)
             if trainer.is_global_zero:
                 os.replace(temporary, self.path)  # a kill while saving never leaves half a last.ckpt
             message = (
