@@ -174,8 +174,8 @@ class EpochLog(pl.Callback):
 
 
 class NetSummary(pl.Callback):
-    """At the start of fit, the network the run trains: one line per layer (kind, output size where it has
-    weights, parameters) and the total. Lightning's own summary lists the LightningModule's children, the
+    """At the start of fit, the network the run trains: its parameter count, then one line per layer (its
+    name, kind and parameters). Lightning's own summary lists the LightningModule's children, the
     metric objects among them, and says `Total FLOPs: 0` on the CPU (trainer.enable_model_summary: false)."""
 
     def on_fit_start(self, trainer, pl_module) -> None:
