@@ -24,7 +24,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from mnist_exp.checkpoints import Checkpoint, resolve
 from mnist_exp.config import parse_overrides
 from mnist_exp.errors import CheckpointError, ConfigError, Escalated, escalated
-from mnist_exp.rundirs import finished
+from mnist_exp.record import data_files
+from mnist_exp.rundirs import finished, say_which
 
 # Keys a resumed run may set anew: where files go and how the run is watched, not what it computes.
 FREE = ("paths", "logger", "callbacks", "torch_threads", "hydra", "ckpt_path")
@@ -75,8 +76,7 @@ def use_checkpoints_dataset(config: DictConfig, checkpoint: Checkpoint) -> None:
         print(f"data={config.data.name}: the dataset the checkpoint was trained on", file=sys.stderr)
         return
     trained_on = (checkpoint.contents.get("provenance") or {}).get("data_sha256") or {}
-    here = {str(spec.get("file")): str(spec.get("sha256")) for spec in (config.data.get("files") or {}).values()}
-    if trained_on and trained_on != here:
+    if trained_on and trained_on != data_files(config):
         raise ConfigError(
             f"ckpt_path={checkpoint.path} was trained on other data files than data={config.data.name} "
             f"({', '.join(sorted(trained_on))}); name its dataset with data=OPTION (conf/data/)"
@@ -148,8 +148,7 @@ class UseCheckpoint(Callback):
             )
         with open_dict(config):
             config.ckpt_path = str(checkpoint.path)  # the run uses the checkpoint checked here
-        if value in ("last", "best"):
-            print(f"ckpt_path={value}: {checkpoint.path}", file=sys.stderr)
+        say_which(value, checkpoint.path)
         if resuming:
             compose_resumed(config, checkpoint)
         elif OmegaConf.select(config, "model") is not None:  # evaluate: model keys given must match the checkpoint

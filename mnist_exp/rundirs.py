@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator
@@ -140,6 +141,12 @@ def best_checkpoint(log_dir: Path) -> Path:
     if not found:
         raise CheckpointError(f"ckpt_path=best: no finished run with its tested checkpoint under {log_dir}")
     return max(found)[2].resolve()
+
+
+def say_which(value: str, path: Path) -> None:
+    """A `ckpt_path` given by name (`last`, `best`): say on stderr which file it turned out to be."""
+    if value in ("last", "best"):
+        print(f"ckpt_path={value}: {path}", file=sys.stderr)
 
 
 def find_checkpoint(value: str, log_dir: Path, unfinished: bool = False) -> Path:

@@ -7,7 +7,6 @@ The exported model includes the checkpoint's own input transform: it takes float
 
 from __future__ import annotations
 
-import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +16,7 @@ from omegaconf import DictConfig
 from mnist_exp.checks import check_required
 from mnist_exp.config import command
 from mnist_exp.errors import ConfigError
-from mnist_exp.rundirs import write_atomically
+from mnist_exp.rundirs import say_which, write_atomically
 
 if TYPE_CHECKING:
     from torch import nn
@@ -36,8 +35,7 @@ def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 17,
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt} is not one of {', '.join(FORMATS)}")
     checkpoint = resolve(str(ckpt_path), log_dir)
-    if ckpt_path in ("last", "best"):
-        print(f"ckpt_path={ckpt_path}: {checkpoint.path}", file=sys.stderr)
+    say_which(str(ckpt_path), checkpoint.path)
     target = Path(output) if output else checkpoint.path.with_suffix(FORMATS[fmt])
     if not target.parent.is_dir():
         raise ConfigError(f"output={target}: its dir does not exist")

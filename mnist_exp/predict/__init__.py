@@ -184,7 +184,7 @@ def predict(cfg: DictConfig) -> int:
     """Stream the results (stdout, and `output`); return how many files failed. Everything that needs
     no model is checked before the model loads."""
     from mnist_exp.checkpoints import resolve
-    from mnist_exp.rundirs import find_checkpoint
+    from mnist_exp.rundirs import find_checkpoint, say_which
 
     check_required(cfg)
     if not isinstance(cfg.top_k, int) or cfg.top_k < 1:
@@ -205,8 +205,7 @@ def predict(cfg: DictConfig) -> int:
         if not os.access(attributions, os.W_OK | os.X_OK):
             raise ConfigError(f"attributions={cfg.attributions}: cannot be written into")
     checkpoint = resolve(str(found), cfg.paths.log_dir)
-    if cfg.ckpt_path in ("last", "best"):
-        print(f"ckpt_path={cfg.ckpt_path}: {checkpoint.path}", file=sys.stderr)
+    say_which(str(cfg.ckpt_path), checkpoint.path)
     input_shape = checkpoint.hparams.get("input_shape", MNIST_INPUT_SHAPE)
     if input_shape != MNIST_INPUT_SHAPE:
         raise ConfigError(
