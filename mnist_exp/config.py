@@ -4,6 +4,7 @@ before Hydra composes anything) and the `command` decorator that makes a functio
 from __future__ import annotations
 
 import functools
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +58,9 @@ def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], A
         @functools.wraps(task)
         def run_task(cfg):
             quiet_library_warnings()
+            if not gc.isenabled():  # the first job: start-up is over (see quiet_app)
+                gc.freeze()
+                gc.enable()
             if HydraConfig.get().mode == RunMode.MULTIRUN:
                 return task(cfg)
             with escalated():
@@ -67,7 +71,15 @@ def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], A
         @functools.wraps(app)
         def quiet_app():
             quiet_library_warnings()  # also for what runs before the jobs: callbacks, the sweeper
-            return app()
+            # Speed: start-up (composing, the pre-run check, which imports torch and Lightning) runs without
+            # Python's cyclic GC, which walked the growing heap 7 times there (0.6 s on 2 cores); at the first
+            # job what start-up made is frozen (never walked again) and the GC runs as usual from then on.
+            gc.disable()
+            try:
+                return app()
+            finally:
+                gc.unfreeze()  # (for a caller that goes on: the test suite runs commands in its own process)
+                gc.enable()
 
         return quiet_app
 

@@ -89,8 +89,9 @@ class TestReport(pl.Callback):
         ]
         if self.attributions and chosen:
             inputs = torch.stack([c[3] for c in chosen])
-            predicted = integrated_gradients(pl_module, inputs, torch.tensor([c[5] for c in chosen]))
-            truth = integrated_gradients(pl_module, inputs, torch.tensor([c[4] for c in chosen]))
+            predicted, truth = integrated_gradients(
+                pl_module, inputs, torch.tensor([c[5] for c in chosen]), torch.tensor([c[4] for c in chosen])
+            )
             for mistake, towards_predicted, towards_truth in zip(mistakes, predicted, truth, strict=True):
                 mistake.towards_predicted, mistake.towards_truth = towards_predicted, towards_truth
         return mistakes

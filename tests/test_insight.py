@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from mnist_exp.attributions import integrated_gradients
@@ -17,6 +18,7 @@ from mnist_exp.calibration import expected_calibration_error, fit_temperature, r
 from mnist_exp.data.idx import read_idx
 from mnist_exp.data.transforms import BatchTransform
 from mnist_exp.figures import confusion_figure
+from mnist_exp.insight import add_embedding
 from mnist_exp.robustness import CORRUPTIONS, SEVERITIES, corrupt
 from tests.helpers import FILES, load_events, run_cli, synthetic_digits
 
@@ -57,15 +59,18 @@ def test_integrated_gradients_add_up_to_the_logit_difference_from_an_empty_image
     module = Tiny()
     images, _ = synthetic_digits(4, seed=3)
     inputs = module.transform(torch.from_numpy(images))
-    classes = torch.tensor([0, 3, 5, 9])
-    attributions = integrated_gradients(module, inputs, classes)
-    with torch.no_grad():
-        empty = module(module.transform(torch.zeros(4, 28, 28)))
-        difference = module(inputs).gather(1, classes[:, None]).squeeze(1) - empty.gather(1, classes[:, None]).squeeze(
-            1
-        )
-    assert attributions.shape == (4, 28, 28)
-    assert attributions.sum(dim=(1, 2)) == pytest.approx(difference, abs=0.05 * float(difference.abs().max()))
+    towards = {"these": torch.tensor([0, 3, 5, 9]), "others": torch.tensor([1, 1, 2, 8])}
+    both = dict(zip(towards, integrated_gradients(module, inputs, *towards.values()), strict=True))
+    for name, classes in towards.items():
+        with torch.no_grad():
+            empty = module(module.transform(torch.zeros(4, 28, 28))).gather(1, classes[:, None]).squeeze(1)
+            difference = module(inputs).gather(1, classes[:, None]).squeeze(1) - empty
+        assert both[name].shape == (4, 28, 28)
+        # Completeness up to the 16-step quadrature's error on this untrained net (6% at most here; a wrong
+        # baseline, target or channel sum is off by the whole difference).
+        assert both[name].sum(dim=(1, 2)) == pytest.approx(difference, abs=0.1 * float(difference.abs().max()))
+        (alone,) = integrated_gradients(module, inputs, classes)  # one call for both classes: the same maps
+        torch.testing.assert_close(both[name], alone)
 
 
 def test_every_corruption_is_seeded_bounded_and_worse_at_higher_severity():
@@ -85,12 +90,16 @@ def test_the_confusion_matrix_colours_errors_on_their_own_scale():
     matrix = torch.zeros(10, 10, dtype=torch.long)
     matrix.fill_diagonal_(1000)
     matrix[4, 9], matrix[7, 2] = 3, 30
-    figure = confusion_figure(matrix)
-    errors = figure.axes[0].images[1]  # the second layer: errors only, the diagonal masked out
-    colour = errors.cmap(errors.norm(np.array([3, 30])))
-    assert not np.allclose(colour[0], colour[1])
-    assert errors.get_array().mask[0, 0] and errors.get_array().mask[0, 1]  # diagonal and empty cells: grey/white
-    assert not errors.get_array().mask[4, 9]
+    cell = 34
+    pixels = np.asarray(confusion_figure(matrix, cell=cell))
+    top, left = 34, 52  # the figure's margins (mnist_exp/figures.py)
+
+    def colour(row: int, column: int) -> tuple:  # a cell's corner, away from its label
+        return tuple(int(v) for v in pixels[top + row * cell + 2, left + column * cell + 2])
+
+    assert colour(4, 9) != colour(7, 2) and colour(4, 9)[0] > colour(4, 9)[2]  # reds, 3 lighter than 30
+    assert sum(colour(4, 9)) > sum(colour(7, 2))
+    assert colour(0, 0) == (217, 217, 217) and colour(0, 1) == (255, 255, 255)  # the diagonal grey, no error white
 
 
 @pytest.mark.slow
@@ -112,13 +121,35 @@ def test_a_training_run_shows_what_the_model_learned(synthetic_run):
     assert {"test/mistakes", "test/reliability", "test/confusion_matrix"} <= images
     assert len(events.Images("insight/filters")) == 2  # one per epoch (TINY_RUN: 2)
     assert "test/ece" in events.Tags()["scalars"]
-    projector = (run_dir / "projector_config.pbtxt").read_text()
-    assert "metadata.tsv" in projector and "sprite.png" in projector
-    embedding_dir = next(run_dir.glob("*/test_penultimate"))
-    metadata = (embedding_dir / "metadata.tsv").read_text().splitlines()
+    (embedding,) = projector_config(run_dir).embeddings
+    metadata = (run_dir / embedding.metadata_path).read_text().splitlines()
     assert metadata[0] == "true\tpredicted" and len(metadata) == 201
-    assert len((embedding_dir / "tensors.tsv").read_text().splitlines()) == 200
-    assert len((embedding_dir / "tensors.tsv").read_text().splitlines()[0].split("\t")) == 128  # the hidden units
+    assert list(embedding.tensor_shape) == [200, 128]  # the test digits, the hidden units
+    assert (run_dir / embedding.tensor_path).stat().st_size == 200 * 128 * 4  # float32
+    assert Image.open(run_dir / embedding.sprite.image_path).size == (15 * 28, 15 * 28)  # 200 digits, 15 a row
+
+
+def projector_config(log_dir: Path):
+    from google.protobuf import text_format
+    from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
+
+    return text_format.Parse((log_dir / "projector_config.pbtxt").read_text(), ProjectorConfig())
+
+
+def test_the_projector_gets_features_as_bytes_or_as_text_when_bytes_would_read_as_text(tmp_path):
+    """The projector reads a tensor file as text first: features that happen to be valid UTF-8 (all zeros,
+    from a dead layer) are written as text, the rest as float32 bytes with their shape."""
+    images = torch.rand(5, 1, 28, 28)
+    live = torch.rand(5, 3) + 1
+    for step, features in ((1, live), (2, torch.zeros(5, 3))):
+        add_embedding(tmp_path, features, [["true"], *([d] for d in range(5))], images, tag="digits", step=step)
+    written, dead = projector_config(tmp_path).embeddings  # each kept, in the order written
+    assert written.tensor_path.endswith(".bytes") and list(written.tensor_shape) == [5, 3]
+    assert np.array_equal(np.fromfile(tmp_path / written.tensor_path, dtype=np.float32).reshape(5, 3), live.numpy())
+    assert dead.tensor_path.endswith(".tsv") and (tmp_path / dead.tensor_path).read_text() == "0\t0\t0\n" * 5
+    sprite = np.asarray(Image.open(tmp_path / written.sprite.image_path))
+    assert sprite.shape == (3 * 28, 3 * 28)  # 5 digits on a 3 x 3 grid
+    assert np.array_equal(sprite[28:56, 28:56], (images[4, 0] * 255).round().to(torch.uint8).numpy())
 
 
 @pytest.mark.slow

@@ -163,6 +163,9 @@ def test_a_browser_sees_the_projector_filters_feature_maps_and_attributions(synt
     projector = {u.path.rsplit("/", 1)[1]: parse_qs(u.query) for u in fetched if "/plugin/projector/" in u.path}
     for what in ("tensor", "metadata", "sprite_image"):
         assert projector[what]["name"][0].startswith("test_penultimate"), what
+    name = urllib.parse.quote(projector["tensor"]["name"][0])
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugin/projector/tensor?run=.&name={name}") as served:
+        assert served.read() == next(run_dir.glob("*/test_penultimate/tensors.bytes")).read_bytes()  # read as written
     # (the images dashboard draws the cards in view: the tag filter brings the test report's up)
     drawn = requested_urls(f"http://127.0.0.1:{port}/#images&tagFilter=test", wait_ms=20_000, size="1400,2000")
     shown = {parse_qs(urlparse(u).query)["tag"][0] for u in drawn if "/plugin/images/images?" in u}

@@ -49,9 +49,9 @@ BAD = [
     ),
     (["trainer.limit_train_batches=-1"], "invalid value -1 for limit_train_batches"),
     (
-        ["experiment=fast", "trainer.limit_val_batches=0.2"],
-        "trainer.limit_val_batches=0.2 leaves no batch of the 1 val batch (val images 1000, batch size 1000); "
-        "give at least 1, or a whole number of batches",
+        ["experiment=fast", "trainer.limit_val_batches=0.1"],
+        "trainer.limit_val_batches=0.1 leaves no batch of the 5 val batches (val images 1000, batch size 200); "
+        "give at least 0.2, or a whole number of batches",
     ),
     (["transforms.std=0"], "transforms.std must be a number > 0 or a list of them, got 0"),
     (["module.label_smoothing=1.5"], "module.label_smoothing must be a number in [0, 1), got 1.5"),

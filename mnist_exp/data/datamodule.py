@@ -104,7 +104,7 @@ class DigitsDataModule(pl.LightningDataModule):
         val_size: int = 5000,
         split_seed: int = 0,
         batch_size: int = 64,
-        eval_batch_size: int = 1000,
+        eval_batch_size: int = 200,
         seed: int = 0,
         on_device: bool = True,
         num_workers: int = 0,

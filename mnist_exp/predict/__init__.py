@@ -79,7 +79,7 @@ def write_attributions(module, digits, probabilities, names: list[str], out_dir:
 
     inputs = module.transform(digits.to(module.device))
     first, second = probabilities.topk(2, dim=1).indices.unbind(dim=1)
-    towards = [integrated_gradients(module, inputs, classes) for classes in (first, second)]
+    towards = integrated_gradients(module, inputs, first, second)
     written = []
     for i, name in enumerate(names):
         digit = (digits[i].float() / 255.0).reshape(*digits.shape[-2:], 1).expand(-1, -1, 3)
