@@ -24,6 +24,10 @@ from mnist_exp.errors import CheckpointError, ConfigError, escalated
 
 RUN_LOCK = ".running.lock"
 _held_here: set[Path] = set()  # run dirs this process holds (its own run is not "another running run")
+# One lock file per process that is training or testing right now, on this machine and for this user,
+# wherever its run dir is: what runs count to share the CPU (callbacks.ShareTheCPU).
+_training_lock: list[FileLock] = []  # this process's training lock, once per block that holds it
+TRAINING_NOW = Path(tempfile.gettempdir()) / f"mnist-exp-{getattr(os, 'getuid', lambda: 'user')()}" / "training"
 
 
 def first_free(path: str) -> str:
@@ -94,6 +98,45 @@ def hold_run_lock(run_dir: Path) -> Iterator[None]:
     finally:
         _held_here.discard(Path(run_dir).resolve())
         lock.release()
+
+
+@contextmanager
+def counted_as_training() -> Iterator[None]:
+    """Count this process among those training on this machine for as long as the block lasts (and no
+    longer than the process: the OS releases the lock however it ends). Blocks may nest: the process
+    counts once."""
+    if not _training_lock:
+        TRAINING_NOW.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(TRAINING_NOW / f"{os.getpid()}.lock"))
+        lock.acquire(timeout=0)
+        _training_lock.append(lock)
+    else:
+        _training_lock.append(_training_lock[0])
+    try:
+        yield
+    finally:
+        lock = _training_lock.pop()
+        if not _training_lock:
+            lock.release()
+            Path(lock.lock_file).unlink(missing_ok=True)
+
+
+def processes_training() -> int:
+    """How many processes hold a training lock now (this one included when it does)."""
+    if not TRAINING_NOW.is_dir():
+        return 0
+    held = 0
+    for path in TRAINING_NOW.glob("*.lock"):
+        lock = FileLock(str(path))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            held += 1
+            continue
+        except OSError:  # gone meanwhile
+            continue
+        lock.release()
+    return held
 
 
 def is_running(run_dir: Path) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import statistics
 import time
@@ -54,19 +53,6 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
         results.info("%s: %s", label, value)
     for line in paths:
         results.info(line)
-
-
-def threads_per_parallel_job() -> int | None:
-    """Under the joblib launcher (n_jobs jobs at once on this machine), split the cores among the jobs."""
-    if not HydraConfig.initialized():
-        return None
-    launcher = HydraConfig.get().launcher
-    if "joblib" not in str(launcher.get("_target_", "")):
-        return None
-    cores = os.cpu_count() or 1
-    n_jobs = int(launcher.get("n_jobs") or 1)
-    parallel = cores + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib: -1 means all cores, -2 all but one
-    return max(1, cores // max(1, min(parallel, cores)))
 
 
 def continued_history(checkpoint: Checkpoint | None) -> Callable[[dict], dict]:
@@ -134,9 +120,8 @@ def train(cfg: DictConfig, started: float | None = None, record: RunRecord | Non
     # file was read then and is not read again.
     checkpoint = resolve(cfg.ckpt_path, cfg.paths.log_dir) if cfg.get("ckpt_path") else None
     pl.seed_everything(cfg.seed, workers=True)
-    threads = cfg.get("torch_threads") or threads_per_parallel_job()
-    if threads:
-        torch.set_num_threads(threads)
+    if cfg.get("torch_threads"):  # else callbacks.ShareTheCPU chooses them while fitting and testing
+        torch.set_num_threads(cfg.torch_threads)
     run_dir = Path(cfg.paths.output_dir)
     run = build_run(cfg, logger_options=continued_history(checkpoint))
     run.datamodule.prepare_data()  # fetch and verify before training starts
@@ -157,6 +142,7 @@ def train(cfg: DictConfig, started: float | None = None, record: RunRecord | Non
         raise SystemExit(
             128 + (signal.SIGINT if interrupt and interrupt.signal_name == "SIGINT" else signal.SIGTERM)
         ) from None
+    fit_ended_at = time.time()
     throughput = next((c for c in run.callbacks if isinstance(c, TrainThroughput)), None)
     segments = [*(throughput.earlier_segments if throughput else []), time.perf_counter() - fit_started]
     fit_seconds = sum(segments)  # a resumed run: the stopped runs' fit time and its own
@@ -196,6 +182,7 @@ def train(cfg: DictConfig, started: float | None = None, record: RunRecord | Non
         metrics["train_images_per_second"] = round(statistics.median(throughput.epoch_rates), 1)
     if throughput and throughput.first_step_at:
         metrics["first_train_step_at"] = round(throughput.first_step_at, 3)  # Unix time: start-up, seen from outside
+    metrics["fit_ended_at"] = round(fit_ended_at, 3)  # Unix time: the time after fit, seen from outside
     metrics["wall_seconds"] = round(time.perf_counter() - started, 2)
     if not trainer.is_global_zero:  # under DDP, rank 0 alone writes the results
         return metrics
