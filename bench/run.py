@@ -6,6 +6,8 @@
   python bench/run.py --only settings      # thread / loader-worker settings of the project
   python bench/run.py --emulate-avx2       # every process under ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
   python bench/run.py --only precision     # fp32 against bf16 autocast, one quarter epoch each
+  python bench/run.py --only learning      # where a run's time goes: fast and default phase by phase against
+                                           # one plain-loop epoch, a sweep's fit fraction, two runs at once
 
 Every table names the hardware it ran on (CPU model, torch's CPU capability, native bf16 or not,
 the GPU if any) and the precision of each row: `auto` is resolved by mnist_exp/hardware.py.
@@ -195,6 +197,109 @@ def time_to_99_table(seeds: list[int], max_tutorial_epochs: int, workdir: Path) 
     return "\n".join(lines)
 
 
+def timed_project_run(workdir: Path, *overrides: str) -> dict:
+    """One run of the project from process start to exit: wall, start-up (to the first training step), fit,
+    after fit (fit's end to exit), images/s, test accuracy, precision."""
+    run_dir = workdir / f"run-{time.monotonic_ns()}"
+    started = time.time()
+    result = run_measured([PYTHON, "-m", "mnist_exp", *overrides, f"hydra.run.dir={run_dir}"])
+    ended = time.time()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {
+        "wall": result["wall"],
+        "start-up": metrics["first_train_step_at"] - started,
+        "fit": metrics["fit_seconds"],
+        "after fit": ended - metrics["fit_ended_at"],
+        "images_per_second": metrics["train_images_per_second"],
+        "test_acc": metrics["test/acc"],
+        "precision": metrics["precision"],
+    }
+
+
+def sweep_fit_fraction(workdir: Path, jobs: int = 4) -> dict:
+    """A grid sweep of `jobs` one-epoch default runs in one process (the basic launcher): the share of its
+    wall time that went to fit."""
+    sweep_dir = workdir / f"sweep-{time.monotonic_ns()}"
+    seeds = ",".join(str(seed) for seed in range(jobs))
+    result = run_measured(
+        [PYTHON, "-m", "mnist_exp", "-m", f"seed={seeds}", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep_dir}"]
+    )
+    fits = [json.loads(path.read_text())["fit_seconds"] for path in sweep_dir.glob("*/metrics.json")]
+    if len(fits) != jobs:
+        raise SystemExit(f"the sweep in {sweep_dir} finished {len(fits)} of {jobs} jobs")
+    return {"wall": result["wall"], "fit": sum(fits), "fraction": sum(fits) / result["wall"]}
+
+
+def two_at_once(workdir: Path) -> list[float]:
+    """Two one-epoch default runs started together: each one's training images/s."""
+    run_dirs = [workdir / f"together-{i}-{time.monotonic_ns()}" for i in range(2)]
+    with tempfile.TemporaryFile("w+") as log:
+        processes = [
+            subprocess.Popen(
+                [PYTHON, "-m", "mnist_exp", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}"],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=ENV,
+            )
+            for run_dir in run_dirs
+        ]
+        if any(process.wait() for process in processes):
+            log.seek(0)
+            raise SystemExit(f"two runs at once: a run failed:\n{log.read()[-3000:]}")
+    return [json.loads((run_dir / "metrics.json").read_text())["train_images_per_second"] for run_dir in run_dirs]
+
+
+def learning_table(reps: int, workdir: Path) -> str:
+    """Where the time goes (issue: time goes to learning): `fast` and a one-epoch default run phase by phase,
+    one epoch of the tutorial's plain loop, a sweep's fit fraction, two runs at once."""
+    variants = {
+        "`experiment=fast`": lambda: timed_project_run(workdir, "experiment=fast"),
+        "default, `trainer.max_epochs=1`": lambda: timed_project_run(workdir, "trainer.max_epochs=1"),
+        "tutorial's plain loop, 1 epoch (bench/loops.py tutorial)": lambda: loop_variant("tutorial", workdir),
+    }
+    results: dict[str, list[dict]] = {name: [] for name in variants}
+    for rep in range(reps):
+        for name, run in variants.items():
+            results[name].append(run())
+            print(f"  rep {rep + 1}/{reps} {name}: {results[name][-1]['wall']:.1f} s", file=sys.stderr)
+    lines = [
+        f"| run (median of {reps}) | precision | wall, process start to exit | start-up | fit | after fit "
+        "| train images/s | test acc |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, rows in results.items():
+        phases = [f"{median(rows, key):.2f} s" if key in rows[0] else "" for key in ("start-up", "fit", "after fit")]
+        precision = rows[0].get("precision", "32-true")
+        lines.append(
+            md_row(
+                name,
+                precision,
+                f"{median(rows, 'wall'):.1f} s",
+                *phases,
+                f"{median(rows, 'images_per_second'):,.0f}",
+                f"{median(rows, 'test_acc'):.2%}",
+            )
+        )
+    fast, default, tutorial = (median(rows, "wall") for rows in results.values())
+    reached = median(results["`experiment=fast`"], "test_acc") >= 0.99
+    sweep = sweep_fit_fraction(workdir)
+    print(f"  sweep: {sweep['wall']:.1f} s, {sweep['fraction']:.0%} in fit", file=sys.stderr)
+    alone = median(results["default, `trainer.max_epochs=1`"], "images_per_second")
+    together = two_at_once(workdir)
+    print(f"  two at once: {together}", file=sys.stderr)
+    lines += [
+        "",
+        f"- one epoch of the plain loop / `experiment=fast`, process start to exit: {tutorial / fast:.2f}x "
+        f"(fast {'reached' if reached else 'did NOT reach'} 99.0%; goal >= 1.5x)",
+        f"- a sweep of 4 one-epoch default jobs (`-m seed=0,1,2,3 trainer.max_epochs=1`, basic launcher): "
+        f"{sweep['wall']:.1f} s, {sweep['fit']:.1f} s of it in fit: {sweep['fraction']:.0%} (goal >= 70%)",
+        f"- two one-epoch default runs started together: {together[0]:,.0f} and {together[1]:,.0f} images/s, "
+        f"{min(together) / alone:.0%} and {max(together) / alone:.0%} of one run alone ({alone:,.0f}; goal >= 40%)",
+    ]
+    return "\n".join(lines)
+
+
 def settings_table(reps: int, workdir: Path) -> str:
     settings = {
         "torch_threads=1": ["torch_threads=1"],
@@ -234,7 +339,7 @@ def precision_table(reps: int, workdir: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["throughput", "time-to-99", "settings", "precision"])
+    parser.add_argument("--only", choices=["throughput", "time-to-99", "settings", "precision", "learning"])
     parser.add_argument("--emulate-avx2", action="store_true", help="run every measured process as on an AVX2-only CPU")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -270,6 +375,8 @@ def main() -> None:
                 + "\n\n"
                 + precision_table(args.reps, workdir)
             )
+        if args.only == "learning":
+            sections.append("### Where a run's time goes\n\n" + hardware + "\n\n" + learning_table(args.reps, workdir))
         if args.only == "settings":
             sections.append(
                 "### Threads and loader workers\n\n" + hardware + "\n\n" + settings_table(args.reps, workdir)

@@ -75,34 +75,6 @@ def logits_and_labels(module, dataloader) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(outputs), torch.cat(targets)
 
 
-def reliability_figure(bins: list[dict], calibrated: list[dict] | None, ece: float, ece_calibrated: float | None):
-    """Accuracy against confidence per bin (bars), the diagonal a calibrated model would follow."""
-    from mnist_exp.plots import pyplot
-
-    plt = pyplot()
-    figure, ax = plt.subplots(figsize=(4.2, 4.2))
-    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1, label="calibrated")
-    width = 1 / BINS
-    series = [(bins, "tab:blue", f"as trained (ECE {ece:.4f})")]
-    if calibrated is not None:
-        series.append((calibrated, "tab:orange", f"temperature-scaled (ECE {ece_calibrated:.4f})"))
-    for i, (values, colour, label) in enumerate(series):
-        shown = [b for b in values if b["count"]]
-        offset = (i - (len(series) - 1) / 2) * width / len(series)
-        ax.bar(
-            [(b["low"] + b["high"]) / 2 + offset for b in shown],
-            [b["accuracy"] for b in shown],
-            width=width / len(series),
-            color=colour,
-            alpha=0.8,
-            label=label,
-        )
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title="reliability (test)")
-    ax.legend(loc="upper left", fontsize=8)
-    figure.tight_layout()
-    return figure
-
-
 def calibrate(module, datamodule, checkpoint_path: str | None) -> dict:
     """Fit the temperature on the validation set for the weights that will be tested (the checkpoint's, if
     given, else the module's own) and save it into that checkpoint; set it on the module. Returns the

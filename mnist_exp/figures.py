@@ -130,6 +130,52 @@ def confusion_figure(matrix: torch.Tensor, title: str = "confusion matrix (test)
     return image
 
 
+def reliability_figure(bins: list[dict], calibrated: list[dict] | None, ece: float, ece_calibrated: float | None):
+    """Accuracy against confidence per bin (bars), the diagonal a calibrated model would follow.
+
+    Speed: drawn with PIL (0.01 s) where a matplotlib bar chart took 0.1 s at every run's end."""
+    from PIL import Image, ImageDraw
+
+    size, left, top, bottom = 300, 48, 30, 44  # the plot's side, margins for ticks, title and labels
+    image = Image.new("RGB", (left + size + 16, top + size + bottom), "white")
+    draw, font = ImageDraw.Draw(image), pil_font(10)
+
+    def at(x: float, y: float) -> tuple[float, float]:  # data (0..1, 0..1) to pixels
+        return left + x * size, top + (1 - y) * size
+
+    for tick in (0, 0.2, 0.4, 0.6, 0.8, 1.0):
+        (x, _), (_, y) = at(tick, 0), at(0, tick)
+        draw.line((x, top + size, x, top + size + 4), fill="black")
+        draw.text((x, top + size + 6), f"{tick:.1f}", fill="black", font=font, anchor="mt")
+        draw.line((left - 4, y, left, y), fill="black")
+        draw.text((left - 6, y), f"{tick:.1f}", fill="black", font=font, anchor="rm")
+    for step in range(0, 41):  # the diagonal, dashed
+        if step % 2 == 0:
+            draw.line((*at(step / 40, step / 40), *at((step + 1) / 40, (step + 1) / 40)), fill="gray", width=1)
+    series = [(bins, (31, 119, 180), f"as trained (ECE {ece:.4f})")]
+    if calibrated is not None:
+        series.append((calibrated, (255, 127, 14), f"temperature-scaled (ECE {ece_calibrated:.4f})"))
+    width = 1 / len(bins)
+    for i, (values, colour, label) in enumerate(series):
+        offset = (i - (len(series) - 1) / 2) * width / len(series)
+        for b in values:
+            if b["count"]:
+                centre = (b["low"] + b["high"]) / 2 + offset
+                x0, y0 = at(centre - width / len(series) / 2, b["accuracy"])
+                x1, y1 = at(centre + width / len(series) / 2, 0)
+                draw.rectangle((x0, y0, x1 - 1, y1), fill=colour)
+        draw.rectangle((left + 8, top + 8 + 16 * i, left + 20, top + 18 + 16 * i), fill=colour)
+        draw.text((left + 26, top + 13 + 16 * i), label, fill="black", font=font, anchor="lm")
+    draw.text((left + 26, top + 13 + 16 * len(series)), "- - calibrated", fill="gray", font=font, anchor="lm")
+    draw.rectangle((left, top, left + size, top + size), outline="black")
+    draw.text((left + size // 2, top // 2), "reliability (test)", fill="black", font=pil_font(12), anchor="mm")
+    draw.text((left + size // 2, top + size + 24), "confidence", fill="black", font=pil_font(11), anchor="mt")
+    label = Image.new("RGB", (size, 16), "white")
+    ImageDraw.Draw(label).text((size // 2, 8), "accuracy", fill="black", font=pil_font(11), anchor="mm")
+    image.paste(label.rotate(90, expand=True), (2, top))
+    return image
+
+
 def mistakes_figure(mistakes: list[Mistake], columns: int = 4, scale: int = 3):
     """The misclassified images in a grid, each titled "#index: true → predicted (confidence)", with its
     Integrated Gradients maps beside it (for the predicted class, then the true one) when they were made;

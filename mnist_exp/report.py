@@ -24,8 +24,15 @@ from torchmetrics.classification import (
 )
 
 from mnist_exp.attributions import integrated_gradients
-from mnist_exp.calibration import BINS, reliability_bins, reliability_figure
-from mnist_exp.figures import Mistake, confusion_figure, mistakes_figure, publish, tensorboard_writers
+from mnist_exp.calibration import BINS, reliability_bins
+from mnist_exp.figures import (
+    Mistake,
+    confusion_figure,
+    mistakes_figure,
+    publish,
+    reliability_figure,
+    tensorboard_writers,
+)
 from mnist_exp.rundirs import write_json_atomically
 
 
