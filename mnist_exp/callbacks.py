@@ -1,4 +1,7 @@
-"""Callbacks that Lightning does not ship."""
+"""Callbacks that Lightning does not ship.
+
+A callback with a `results()` method reports what it found to the run (train.py puts it in metrics.json):
+train() asks every callback, never looks for one by its class."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import contextlib
 import logging
 import os
 import signal
+import statistics
 import sys
 import threading
 import time
@@ -58,12 +62,17 @@ class TrainThroughput(pl.Callback):
         self.first_step_at: float | None = None
         self.earlier_segments: list[float] = []  # fit seconds of the runs this one resumes, from the checkpoint
         self._fit_started: float | None = None
+        self._fit_ended: float | None = None
+        self.fit_ended_at: float | None = None
         self._started: float | None = None  # this epoch's clock; None until its first batch here
         self._last_batch_end = 0.0
         self._images = 0
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        self._fit_started = time.perf_counter()
+        self._fit_started, self._fit_ended = time.perf_counter(), None
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self._fit_ended, self.fit_ended_at = time.perf_counter(), time.time()
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._images, self._started = 0, time.perf_counter()
@@ -87,8 +96,25 @@ class TrainThroughput(pl.Callback):
 
     def segments(self) -> list[float]:
         """Fit seconds of each run segment so far: the runs this one resumes, then this one."""
-        now = [time.perf_counter() - self._fit_started] if self._fit_started is not None else []
+        ended = self._fit_ended or time.perf_counter()
+        now = [ended - self._fit_started] if self._fit_started is not None else []
         return [*self.earlier_segments, *now]
+
+    def results(self) -> dict:
+        """For metrics.json: fit time (summed over the segments of a resumed run), the median epoch's
+        images/s, and when the first step began and fit ended (Unix times: start-up and the time after
+        fit, seen from outside)."""
+        segments = self.segments()
+        results = {"fit_seconds": round(sum(segments), 2)}
+        if len(segments) > 1:
+            results["fit_segments"] = [round(seconds, 2) for seconds in segments]
+        if self.epoch_rates:
+            results["train_images_per_second"] = round(statistics.median(self.epoch_rates), 1)
+        if self.first_step_at:
+            results["first_train_step_at"] = round(self.first_step_at, 3)
+        if self.fit_ended_at:
+            results["fit_ended_at"] = round(self.fit_ended_at, 3)
+        return results
 
     def state_dict(self) -> dict:  # saved in every checkpoint: a resumed run adds its time to these
         return {"fit_segments": self.segments(), "epoch_rates": list(self.epoch_rates)}
@@ -205,6 +231,7 @@ class CheckpointOnInterrupt(pl.Callback):
     def __init__(self, dirpath: str, filename: str = "last"):
         self.path = Path(dirpath) / f"{filename}.ckpt"
         self.signal_name = "SIGTERM"
+        self.stopped_by: str | None = None
         self.active = False
         self._previous_sigint = None
 
@@ -255,6 +282,11 @@ class CheckpointOnInterrupt(pl.Callback):
             message = "no checkpoint was saved yet, nothing to resume from"
         if trainer.is_global_zero:
             log.info(f"Stopped by {name}: {message}. Resume with: python -m mnist_exp ckpt_path=last")
+        self.stopped_by = name
+
+    def results(self) -> dict:
+        """The signal that stopped the run, when one did (train() exits with 128 + its number)."""
+        return {"stopped_by": self.stopped_by} if self.stopped_by else {}
 
 
 class ShareTheCPU(pl.Callback):

@@ -8,6 +8,8 @@ import gc
 from collections.abc import Callable
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from mnist_exp import CONFIG_DIR, PROJECT_ROOT
@@ -46,13 +48,20 @@ def dir_suffix(overrides: str = "", limit: int = 150) -> str:
 register_resolvers()
 
 
+def is_multirun(hydra=None) -> bool:
+    """Whether `hydra` (a run's Hydra config; by default the running job's, if any) is a job of a -m sweep."""
+    if hydra is None:
+        if not HydraConfig.initialized():
+            return False
+        hydra = HydraConfig.get()
+    return hydra.mode == RunMode.MULTIRUN
+
+
 def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], Any]]:
     """@hydra.main for conf/CONFIG_NAME.yaml. In a single run the function's expected errors leave Hydra's
     job runner as they are (Escalated), for the front door to say in one line; in a sweep they stay
     errors of that job, for the sweeper to record."""
     import hydra
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
     def decorate(task: Callable[[Any], Any]) -> Callable[[], Any]:
         @functools.wraps(task)
@@ -61,7 +70,7 @@ def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], A
             if not gc.isenabled():  # the first job: start-up is over (see quiet_app)
                 gc.freeze()
                 gc.enable()
-            if HydraConfig.get().mode == RunMode.MULTIRUN:
+            if is_multirun():
                 return task(cfg)
             with escalated():
                 return task(cfg)

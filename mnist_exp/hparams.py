@@ -104,11 +104,9 @@ def hparams_summaries(params: Mapping[str, Any], leading: set[str]) -> tuple:
 def leading_keys(hydra) -> list[str]:
     """The keys to show first: in a sweep the swept ones (the multirun's sweep overrides, e.g.
     `model.channels=8,16`, and an Optuna search space), in a single run its command-line overrides."""
-    from hydra.types import RunMode
+    from mnist_exp.config import is_multirun, parse_overrides
 
-    from mnist_exp.config import parse_overrides
-
-    if hydra.mode != RunMode.MULTIRUN:
+    if not is_multirun(hydra):
         return [o.lstrip("+~").split("=", 1)[0] for o in hydra.overrides.task]
     keys = list((hydra.sweeper.get("params") or {}).keys())
     multirun = Path(hydra.sweep.dir) / "multirun.yaml"  # the sweep's own command line, written by Hydra

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_exp import PROJECT_ROOT
+from mnist_exp.config import is_multirun
 from mnist_exp.rundirs import write_json_atomically
 
 RECORD = "run.json"
@@ -117,7 +118,7 @@ class RunRecord:
             "choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")},
             "seed": cfg.get("seed"),
             "job": {"num": hydra.job.get("num"), "sweep_dir": str(hydra.sweep.dir)}
-            if hydra and hydra.mode.name == "MULTIRUN"
+            if hydra and is_multirun(hydra)
             else None,
             "resumed_from": cfg.get("ckpt_path"),  # a checkpoint from elsewhere this run started from
             "provenance": provenance(cfg),

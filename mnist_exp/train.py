@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import logging
 import signal
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from mnist_exp.build import build_run
+from mnist_exp.build import Run, build_run
 from mnist_exp.checkpoints import Checkpoint, resolve
 from mnist_exp.checks import check_config
-from mnist_exp.config import command
+from mnist_exp.config import command, is_multirun
 from mnist_exp.errors import ConfigError
 from mnist_exp.hardware import describe
 from mnist_exp.hparams import log_experiment
@@ -41,7 +39,8 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
         table.add_row("test loss", f"{metrics['test/loss']:.4f}")
     table.add_row("best val accuracy", f"{metrics['val/acc_best']:.4f}")
     table.add_row("epochs", str(metrics["epochs"]))
-    table.add_row("fit time", f"{metrics['fit_seconds']:.1f} s")
+    if "fit_seconds" in metrics:  # (callbacks.TrainThroughput's)
+        table.add_row("fit time", f"{metrics['fit_seconds']:.1f} s")
     paths = [f"Run dir: {run_dir}", f"Checkpoint: {metrics['checkpoint']}"]
     paths.append(f"Browse this run: tensorboard --logdir {run_dir}")
     console = Console()
@@ -72,8 +71,7 @@ def refuse_ddp_subprocesses_in_a_sweep(trainer) -> None:
     would start a sweep of its own."""
     from mnist_exp.compat.lightning import restarts_command_line
 
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    if multirun and restarts_command_line(trainer) and trainer.world_size > 1:
+    if is_multirun() and restarts_command_line(trainer) and trainer.world_size > 1:
         raise ConfigError(
             "trainer=ddp/ddp_cpu cannot start its processes inside a -m sweep; run each configuration on its own, "
             "or sweep with hydra/launcher=slurm (one task per device)"
@@ -103,93 +101,111 @@ def best_validation_accuracy(module) -> float:
 
 
 def train(cfg: DictConfig, started: float | None = None, record: RunRecord | None = None) -> dict:
-    """Fit, test the best checkpoint on the official test set, write metrics.json; return the metrics.
-    `record`: the run's record (run.json), started here once the hardware and precision are known."""
+    """The recipe: fit, test the chosen checkpoint on the official test set, write metrics.json; return the
+    metrics. `record`: the run's record (run.json), started once the hardware and precision are known."""
+    started = time.perf_counter() if started is None else started
+    checkpoint = prepare_process(cfg)
+    run = build_run(cfg, logger_options=continued_history(checkpoint))
+    run.datamodule.prepare_data()  # fetch and verify before training starts
+    start_record(run, cfg, record)
+    fit(run, checkpoint)
+    metrics = final_test(run, cfg)
+    metrics.update(facts(run, checkpoint))
+    metrics["wall_seconds"] = round(time.perf_counter() - started, 2)
+    if run.trainer.is_global_zero:  # under DDP, rank 0 alone writes the results
+        publish_results(run, cfg, metrics)
+    return metrics
+
+
+def prepare_process(cfg: DictConfig) -> Checkpoint | None:
+    """Check a sweep job's own values (ConfigCheck checked the sweep's base config), find the checkpoint
+    to resume, seed everything, set the threads. A single run's ckpt_path was resolved and pinned before
+    its dir was made (resume.UseCheckpoint): the file is not read again."""
     import pytorch_lightning as pl
     import torch
-    from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-    from mnist_exp.calibration import calibrate
-    from mnist_exp.callbacks import CheckpointOnInterrupt, TrainThroughput
-    from mnist_exp.study.pruning import PruneByTrial
-
-    started = time.perf_counter() if started is None else started
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        check_config(cfg)  # a sweep job's own values (ConfigCheck checked the sweep's base config)
-    # A single run's ckpt_path was resolved and pinned before its dir was made (resume.UseCheckpoint); the
-    # file was read then and is not read again.
+    if is_multirun():
+        check_config(cfg)
     checkpoint = resolve(cfg.ckpt_path, cfg.paths.log_dir) if cfg.get("ckpt_path") else None
     pl.seed_everything(cfg.seed, workers=True)
     if cfg.get("torch_threads"):  # else callbacks.ShareTheCPU chooses them while fitting and testing
         torch.set_num_threads(cfg.torch_threads)
-    run_dir = Path(cfg.paths.output_dir)
-    run = build_run(cfg, logger_options=continued_history(checkpoint))
-    run.datamodule.prepare_data()  # fetch and verify before training starts
-    trainer, module, datamodule = run.trainer, run.module, run.datamodule
-    log.info("Precision %s (%s)", run.precision, run.precision_reason)
-    if record is not None:  # the checkpoints carry the run's provenance too, and MLflow its tags
-        module.provenance = record.start(describe(trainer.strategy.root_device.type), str(run.precision))
-        log_to_mlflow(trainer, cfg, module.provenance, str(run.precision))
-    refuse_ddp_subprocesses_in_a_sweep(trainer)
+    return checkpoint
 
-    fit_started = time.perf_counter()
+
+def start_record(run: Run, cfg: DictConfig, record: RunRecord | None) -> None:
+    """Say the precision, start the run's record (the checkpoints carry its provenance, MLflow its tags)."""
+    log.info("Precision %s (%s)", run.precision, run.precision_reason)
+    if record is not None:
+        run.module.provenance = record.start(describe(run.trainer.strategy.root_device.type), str(run.precision))
+        log_to_mlflow(run.trainer, cfg, run.module.provenance, str(run.precision))
+    refuse_ddp_subprocesses_in_a_sweep(run.trainer)
+
+
+def fit(run: Run, checkpoint: Checkpoint | None) -> None:
+    """Trainer.fit, from the checkpoint when resuming; a stop by SIGTERM or Ctrl+C (CheckpointOnInterrupt
+    said what it saved) exits with 128 + the signal's number."""
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    path = str(checkpoint.path) if checkpoint else None
     try:
-        trainer.fit(
-            module, datamodule=datamodule, ckpt_path=str(checkpoint.path) if checkpoint else None, weights_only=True
-        )
-    except SIGTERMException:  # a clean stop on SIGTERM or Ctrl+C (CheckpointOnInterrupt said what it saved)
-        interrupt = next((c for c in run.callbacks if isinstance(c, CheckpointOnInterrupt)), None)
-        raise SystemExit(
-            128 + (signal.SIGINT if interrupt and interrupt.signal_name == "SIGINT" else signal.SIGTERM)
-        ) from None
-    fit_ended_at = time.time()
-    throughput = next((c for c in run.callbacks if isinstance(c, TrainThroughput)), None)
-    segments = [*(throughput.earlier_segments if throughput else []), time.perf_counter() - fit_started]
-    fit_seconds = sum(segments)  # a resumed run: the stopped runs' fit time and its own
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    tested_ckpt = best if cfg.get("test_checkpoint", "best") == "best" else ""  # "": the weights as trained
-    pruning = next((c for c in run.callbacks if isinstance(c, PruneByTrial)), None)
-    metrics = {"status": "ok"}
-    if pruning and pruning.pruned_at:  # a search's trial stopped by its pruner: not worth a test
-        metrics = {"status": "pruned", "pruned_at_epoch": pruning.pruned_at}
-    else:
-        if cfg.get("calibrate"):  # temperature scaling, fitted for the weights about to be tested
-            last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-            metrics["calibration"] = calibrate(
-                module, datamodule, tested_ckpt or (str(last) if last.is_file() else None)
-            )
-            log.info("Temperature scaling: %s", metrics["calibration"])
-        tested = trainer.test(
-            module, datamodule=datamodule, ckpt_path=tested_ckpt or None, verbose=False, weights_only=True
-        )[0]
-        metrics.update({name: float(tested[name]) for name in ("test/acc", "test/loss", "test/ece")})
-    metrics.update(
-        {
-            "val/acc_best": best_validation_accuracy(module),
-            "epochs": int(trainer.current_epoch),
-            "fit_seconds": round(fit_seconds, 2),
-            "checkpoint": best,
-            "tested": "" if metrics["status"] == "pruned" else tested_ckpt or "last",
-            "precision": str(run.precision),
-            "hardware": describe(trainer.strategy.root_device.type),
-        }
-    )
-    if checkpoint:
-        metrics["resumed_from"] = str(checkpoint.path)
-    if len(segments) > 1:
-        metrics["fit_segments"] = [round(seconds, 2) for seconds in segments]
-    if throughput and throughput.epoch_rates:
-        metrics["train_images_per_second"] = round(statistics.median(throughput.epoch_rates), 1)
-    if throughput and throughput.first_step_at:
-        metrics["first_train_step_at"] = round(throughput.first_step_at, 3)  # Unix time: start-up, seen from outside
-    metrics["fit_ended_at"] = round(fit_ended_at, 3)  # Unix time: the time after fit, seen from outside
-    metrics["wall_seconds"] = round(time.perf_counter() - started, 2)
-    if not trainer.is_global_zero:  # under DDP, rank 0 alone writes the results
+        run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=path, weights_only=True)
+    except SIGTERMException:
+        stopped_by = callback_results(run.callbacks).get("stopped_by", "SIGTERM")
+        raise SystemExit(128 + signal.Signals[stopped_by]) from None
+
+
+def callback_results(callbacks: list) -> dict:
+    """What the run's callbacks report (those with a `results()` method: mnist_exp/callbacks.py)."""
+    results: dict = {}
+    for callback in callbacks:
+        if hasattr(callback, "results"):
+            results.update(callback.results())
+    return results
+
+
+def final_test(run: Run, cfg: DictConfig) -> dict:
+    """Test the checkpoint `test_checkpoint` names (the best by validation accuracy, or the weights as
+    trained), temperature-scaled first with calibrate=true; a trial its pruner stopped is not worth one."""
+    from mnist_exp.calibration import calibrate
+
+    metrics = {"status": "ok", **callback_results(run.callbacks)}
+    best = run.trainer.checkpoint_callback.best_model_path if run.trainer.checkpoint_callback else ""
+    tested = best if cfg.get("test_checkpoint", "best") == "best" else ""  # "": the weights as trained
+    metrics.update({"checkpoint": best, "tested": "" if metrics["status"] == "pruned" else tested or "last"})
+    if metrics["status"] == "pruned":
         return metrics
-    write_json_atomically(run_dir / "metrics.json", metrics)
-    log_experiment(trainer, cfg, metrics, str(run.precision))  # TensorBoard: HParams entry, chart layout
-    print_summary(metrics, run_dir)
+    if cfg.get("calibrate"):  # temperature scaling, fitted for the weights about to be tested
+        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        chosen = tested or (str(last) if last.is_file() else None)
+        metrics["calibration"] = calibrate(run.module, run.datamodule, chosen)
+        log.info("Temperature scaling: %s", metrics["calibration"])
+    scores = run.trainer.test(
+        run.module, datamodule=run.datamodule, ckpt_path=tested or None, verbose=False, weights_only=True
+    )[0]
+    metrics.update({name: float(scores[name]) for name in ("test/acc", "test/loss", "test/ece")})
     return metrics
+
+
+def facts(run: Run, checkpoint: Checkpoint | None) -> dict:
+    """What the run was: its best validation accuracy, epochs, precision, hardware, and what it resumed."""
+    facts = {
+        "val/acc_best": best_validation_accuracy(run.module),
+        "epochs": int(run.trainer.current_epoch),
+        "precision": str(run.precision),
+        "hardware": describe(run.trainer.strategy.root_device.type),
+    }
+    if checkpoint:
+        facts["resumed_from"] = str(checkpoint.path)
+    return facts
+
+
+def publish_results(run: Run, cfg: DictConfig, metrics: dict) -> None:
+    """metrics.json, TensorBoard's HParams entry and chart layout, the summary on the console and in train.log."""
+    run_dir = Path(cfg.paths.output_dir)
+    write_json_atomically(run_dir / "metrics.json", metrics)
+    log_experiment(run.trainer, cfg, metrics, str(run.precision))
+    print_summary(metrics, run_dir)
 
 
 def run_training(cfg: DictConfig, started: float | None = None, **noted) -> dict:
@@ -211,22 +227,20 @@ def run_training(cfg: DictConfig, started: float | None = None, **noted) -> dict
 
 
 @command("train")
-def main(cfg: DictConfig) -> dict | float:
-    """Returns the run's metrics, whose `hydra.sweeper.objectives` an Optuna search optimizes (a trial its
-    pruner stopped has status `pruned`). Errors are raised: the front door (mnist_exp/cli.py) says the
-    expected ones in one line."""
+def main(cfg: DictConfig) -> dict:
+    """Returns the run's metrics, whose `hydra.sweeper.objectives` an Optuna search optimizes (a trial
+    its pruner stopped has status `pruned`, a sweep job that failed `failed`). Errors are raised: the front
+    door (mnist_exp/cli.py) says the expected ones in one line."""
     started = time.perf_counter()
     try:
         metrics = run_training(cfg, started)
     except Exception as error:
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
+        if not is_multirun():
             raise
-        # One failed job must not end the sweep: record it (the sweep summary lists it and the
-        # sweep exits non-zero). Hydra's basic sweeper stops at a job that raises, so return NaN;
-        # Optuna's sweeper records a raised error as a failed trial but fails on a NaN value.
+        # One failed job must not end the sweep: record it (the sweep summary lists it and the sweep
+        # exits non-zero) and return it as a result, `failed` with its error, which a sweeper may
+        # tell its study (study/sweeper.py); Hydra's basic sweeper would stop at a job that raises.
         message = record_failure(Path(cfg.paths.output_dir), error, time.perf_counter() - started)
         log.error("job failed: %s", message)
-        if "optuna" in str(HydraConfig.get().sweeper.get("_target_", "")):
-            raise
-        return float("nan")
+        return {"status": "failed", "error": error}
     return metrics

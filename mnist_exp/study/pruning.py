@@ -13,8 +13,8 @@ import logging
 
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 
+from mnist_exp.config import is_multirun
 from mnist_exp.study import NO_PRUNER
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ METRIC = "val/acc"  # what is reported each epoch: the objective's running value
 
 def this_jobs_trial():
     """The Optuna trial this job runs, or None outside an Optuna sweep or when it is not to be pruned."""
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+    if not is_multirun():
         return None
     hydra = HydraConfig.get()
     sweeper = hydra.sweeper
@@ -48,8 +48,8 @@ def this_jobs_trial():
 
 class PruneByTrial(pl.Callback):
     """After each validation, report val/acc to this job's trial; stop training when its pruner says so
-    (`pruned_at`: the epoch, 1-based; train.py then ends the run as `pruned`). A trial that has reached its
-    last epoch is not pruned: stopping saves nothing, and it completes with its value."""
+    (`pruned_at`: the epoch, 1-based; `results()` then says `pruned`, and train.py tests nothing). A trial
+    that has reached its last epoch is not pruned: stopping saves nothing, and it completes with its value."""
 
     def __init__(self) -> None:
         self.trial = None
@@ -72,3 +72,7 @@ class PruneByTrial(pl.Callback):
             self.pruned_at = epoch
             trainer.should_stop = True
             log.info("Pruned after epoch %d: %s is not promising against the study's other trials", epoch, METRIC)
+
+    def results(self) -> dict:
+        """A trial its pruner stopped: its status (train() then skips the test) and the epoch."""
+        return {"status": "pruned", "pruned_at_epoch": self.pruned_at} if self.pruned_at else {}

@@ -215,6 +215,8 @@ class StudySweeper:
             trial.set_user_attr(RUN_DIR, str(ret.hydra_cfg.hydra.runtime.output_dir))
             try:
                 metrics = ret.return_value
+                if metrics["status"] == "failed":  # the job recorded its error and returned it (train.main)
+                    raise metrics["error"]
                 if metrics["status"] == "pruned":  # its job stopped when the pruner said so
                     study.tell(trial, state=TrialState.PRUNED)
                     log.info("trial %d pruned after epoch %d", trial.number, metrics["pruned_at_epoch"])
