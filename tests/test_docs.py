@@ -82,6 +82,15 @@ def test_quickstart_has_exactly_two_commands_and_ci_runs_the_test_one():
     assert "\nbash scripts/test.sh\n" in (PROJECT_ROOT / ".ci" / "run").read_text()
 
 
+def test_the_architecture_page_names_every_folder_and_root_module():
+    page = (PROJECT_ROOT / "docs" / "architecture.md").read_text()
+    package = PROJECT_ROOT / "mnist_exp"
+    folders = [f"`{p.name}/`" for p in package.iterdir() if p.is_dir() and (p / "__init__.py").is_file()]
+    modules = [f"`{p.name}`" for p in package.glob("*.py") if p.name != "__init__.py"]
+    assert folders and modules
+    assert [name for name in folders + modules if name not in page] == []
+
+
 def test_the_readme_stays_short_and_links_every_doc():
     readme = (PROJECT_ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= 150
