@@ -42,7 +42,7 @@ from mnist_exp.config import parse_overrides
 from mnist_exp.errors import ConfigError, Escalated, FailedItemsError
 from mnist_exp.rundirs import write_atomically, write_text_atomically
 from mnist_exp.summarize.groups import GROUP_COLUMNS, compare, comparison_lines, group_of, group_rows, seed_of
-from mnist_exp.summarize.where import budget_of, conditions, config_of, matches
+from mnist_exp.summarize.where import budget_of, conditions, config_of, matches, parsed
 
 COLUMNS = ["job", "overrides", "status", "val_acc_best", "test_acc", "epochs", "wall_seconds", "run_dir"]
 RUN_COLUMNS = ["started", "run", "overrides", "status", "budget", "val_acc_best", "test_acc", "epochs", "wall_seconds"]
@@ -406,6 +406,7 @@ def main(argv: list[str], prog: str = "mnist-exp-summarize") -> int:
     if not args.dir.is_dir():
         raise ConfigError(f"{args.dir}: no such directory")
     where = args.where
+    parsed(where)  # a malformed --where is refused before the dir is read
     if (args.dir / "multirun.yaml").is_file() and not where and args.sort == METRIC and not args.by_budget:
         rows = summarize(args.dir)
     else:

@@ -40,9 +40,8 @@ def dotted_keys(node: Any, prefix: str = "") -> list[str]:
     return keys
 
 
-def conditions(where: list[str], runs: list[tuple[DictConfig, dict]]) -> list[tuple[str, Any]]:
-    """(key, value) for each KEY=VALUE; an unknown key (in no run's config or group choices) is refused in
-    one line with the closest known key."""
+def parsed(where: list[str]) -> list:
+    """Each KEY=VALUE as Hydra's parser reads it; anything else refused in one line (before any dir is read)."""
     overrides = []
     for item in where:
         try:
@@ -52,6 +51,13 @@ def conditions(where: list[str], runs: list[tuple[DictConfig, dict]]) -> list[tu
         if override is None or override.is_delete() or override.value() is None and "=" not in item:
             raise ConfigError(f"--where takes KEY=VALUE, got {item}")
         overrides.append(override)
+    return overrides
+
+
+def conditions(where: list[str], runs: list[tuple[DictConfig, dict]]) -> list[tuple[str, Any]]:
+    """(key, value) for each KEY=VALUE; an unknown key (in no run's config or group choices) is refused in
+    one line with the closest known key."""
+    overrides = parsed(where)
     known: set[str] = set()
     for config, choices in runs:
         known |= set(choices) | set(dotted_keys(OmegaConf.to_container(config, resolve=False)))
