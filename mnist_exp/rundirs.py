@@ -125,18 +125,21 @@ def processes_training() -> int:
     """How many processes hold a training lock now (this one included when it does)."""
     if not TRAINING_NOW.is_dir():
         return 0
-    held = 0
-    for path in TRAINING_NOW.glob("*.lock"):
-        lock = FileLock(str(path))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            held += 1
-            continue
-        except OSError:  # gone meanwhile
-            continue
-        lock.release()
-    return held
+    return sum(held_by_a_process(path) for path in TRAINING_NOW.glob("*.lock"))
+
+
+def held_by_a_process(path: Path) -> bool:
+    """Whether a live process holds the lock file `path` (this one's own locks count: it cannot take them
+    twice). A file that cannot be locked (gone meanwhile, a read-only dir) is held by no one."""
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    except OSError:
+        return False
+    lock.release()
+    return False
 
 
 def is_running(run_dir: Path) -> bool:
@@ -144,15 +147,7 @@ def is_running(run_dir: Path) -> bool:
     path = Path(run_dir) / RUN_LOCK
     if not path.exists() or Path(run_dir).resolve() in _held_here or is_ddp_helper_process():
         return False
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    except OSError:  # a read-only dir: nobody can be writing into it
-        return False
-    lock.release()
-    return False
+    return held_by_a_process(path)
 
 
 def run_dir_of(checkpoint: Path) -> Path | None:
