@@ -16,9 +16,7 @@ install=bash)"`), not for `python -m`.
 
 from __future__ import annotations
 
-import atexit
 import difflib
-import gc
 import os
 import sys
 from collections.abc import Callable
@@ -205,10 +203,6 @@ def run(name: str, main: Callable[[], object]) -> None:
 
     command = COMMANDS[name]
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    # Speed: at exit, Python's cyclic GC walks every object that torch, Lightning and matplotlib created
-    # (1.0 s of a run's exit on 2 cores); frozen, they are left to the process's end. Files and
-    # loggers are closed before: atexit runs this after the command returned.
-    atexit.register(gc.freeze)
     if name != "summarize":
         sys.argv[1:] = quote_ckpt_path(sys.argv[1:])
         mistake = argument_line(sys.argv[1:])
