@@ -189,15 +189,15 @@ def final_test(run: Run, cfg: DictConfig) -> dict:
 
 def facts(run: Run, checkpoint: Checkpoint | None) -> dict:
     """What the run was: its best validation accuracy, epochs, precision, hardware, and what it resumed."""
-    facts = {
+    known = {
         "val/acc_best": best_validation_accuracy(run.module),
         "epochs": int(run.trainer.current_epoch),
         "precision": str(run.precision),
         "hardware": describe(run.trainer.strategy.root_device.type),
     }
     if checkpoint:
-        facts["resumed_from"] = str(checkpoint.path)
-    return facts
+        known["resumed_from"] = str(checkpoint.path)
+    return known
 
 
 def publish_results(run: Run, cfg: DictConfig, metrics: dict) -> None:
