@@ -106,8 +106,12 @@ def loop_variant(loop: str, workdir: Path, *extra: str) -> dict:
 
 
 def project_variant(workdir: Path, *overrides: str) -> dict:
+    """One run of the project, process start to exit: wall, peak RSS, images/s, test accuracy, epochs,
+    precision, and its phases: start-up (to the first training step), fit, after fit (fit's end to exit)."""
     run_dir = workdir / f"run-{time.monotonic_ns()}"
+    started = time.time()
     result = run_measured([PYTHON, "-m", "mnist_exp", *overrides, f"hydra.run.dir={run_dir}"])
+    ended = time.time()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return {
         **result,
@@ -115,6 +119,9 @@ def project_variant(workdir: Path, *overrides: str) -> dict:
         "test_acc": metrics["test/acc"],
         "epochs": metrics["epochs"],
         "precision": metrics.get("precision", "?"),
+        "start-up": metrics["first_train_step_at"] - started,
+        "fit": metrics["fit_seconds"],
+        "after fit": ended - metrics["fit_ended_at"],
     }
 
 
@@ -197,25 +204,6 @@ def time_to_99_table(seeds: list[int], max_tutorial_epochs: int, workdir: Path) 
     return "\n".join(lines)
 
 
-def timed_project_run(workdir: Path, *overrides: str) -> dict:
-    """One run of the project from process start to exit: wall, start-up (to the first training step), fit,
-    after fit (fit's end to exit), images/s, test accuracy, precision."""
-    run_dir = workdir / f"run-{time.monotonic_ns()}"
-    started = time.time()
-    result = run_measured([PYTHON, "-m", "mnist_exp", *overrides, f"hydra.run.dir={run_dir}"])
-    ended = time.time()
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    return {
-        "wall": result["wall"],
-        "start-up": metrics["first_train_step_at"] - started,
-        "fit": metrics["fit_seconds"],
-        "after fit": ended - metrics["fit_ended_at"],
-        "images_per_second": metrics["train_images_per_second"],
-        "test_acc": metrics["test/acc"],
-        "precision": metrics["precision"],
-    }
-
-
 def sweep_fit_fraction(workdir: Path, jobs: int = 4) -> dict:
     """A grid sweep of `jobs` one-epoch default runs in one process (the basic launcher): the share of its
     wall time that went to fit."""
@@ -254,8 +242,8 @@ def learning_table(reps: int, workdir: Path) -> str:
     """Where the time goes (issue: time goes to learning): `fast` and a one-epoch default run phase by phase,
     one epoch of the tutorial's plain loop, a sweep's fit fraction, two runs at once."""
     variants = {
-        "`experiment=fast`": lambda: timed_project_run(workdir, "experiment=fast"),
-        "default, `trainer.max_epochs=1`": lambda: timed_project_run(workdir, "trainer.max_epochs=1"),
+        "`experiment=fast`": lambda: project_variant(workdir, "experiment=fast"),
+        "default, `trainer.max_epochs=1`": lambda: project_variant(workdir, "trainer.max_epochs=1"),
         "tutorial's plain loop, 1 epoch (bench/loops.py tutorial)": lambda: loop_variant("tutorial", workdir),
     }
     results: dict[str, list[dict]] = {name: [] for name in variants}
