@@ -118,7 +118,6 @@ def test_a_sweeps_hparams_table_shows_its_swept_keys_and_metrics_first(synthetic
 
     experiment = ask(port, "/data/plugin/hparams/experiment", {"experimentName": ""})
     columns = [info["name"] for info in experiment["hparamInfos"]]
-    assert columns[0] == "model.channels"  # the swept key leads
     assert {
         "optimizer",
         "model",
@@ -132,6 +131,9 @@ def test_a_sweeps_hparams_table_shows_its_swept_keys_and_metrics_first(synthetic
     } <= set(columns)
     assert not [c for c in columns if any(part in c for part in LEFT_OUT)], columns
     assert len(columns) < 40
+    # the five the table shows before a user ticks more: the swept key, the run's name, what tells runs apart
+    shown = {info["name"] for info in experiment["hparamInfos"] if info.get("differs")}
+    assert shown == {"model.channels", "run", "optimizer", "optimizer.lr", "data.batch_size"}
     metric_names = [info["name"]["tag"] for info in experiment["metricInfos"]]
     assert set(metric_names) == {"test/acc", "test/loss", "val/acc_best", "fit_seconds"}
 
@@ -171,6 +173,29 @@ def test_a_browser_sees_the_projector_filters_feature_maps_and_attributions(synt
     shown = {parse_qs(urlparse(u).query)["tag"][0] for u in drawn if "/plugin/images/images?" in u}
     assert {"insight/filters", "insight/feature_maps/conv1", "test/mistakes", "test/reliability"} <= shown
     assert any("/plugin/images/individualImage?" in u for u in drawn)  # and the images themselves
+
+
+def test_hparams_shows_the_optimizer_and_the_runs_name_by_default():
+    """TensorBoard shows five columns until asked for more: an SGD run and an Adam run must not read alike."""
+    from mnist_exp.hparams import SHOWN_BY_TENSORBOARD, shown_columns
+
+    cfg = compose([])
+    default = experiment_params(cfg, {"optimizer": "sgd", "model": "cnn"}, [], "32-true")
+    adam = experiment_params(cfg, {"optimizer": "adam", "model": "cnn"}, ["optimizer"], "32-true")
+    for params, leading in ((default, []), (adam, ["optimizer"])):
+        shown = shown_columns({"run": "14-28-10", **params}, leading)
+        assert {"run", "optimizer", "optimizer.lr"} <= shown and len(shown) == SHOWN_BY_TENSORBOARD
+    assert default["experiment"] == "none"  # the column exists whichever run TensorBoard takes the columns from
+    swept = ["model.channels", "optimizer.lr", "data.batch_size", "seed", "trainer.max_epochs", "model.dropout"]
+    assert shown_columns({"run": "x", **default}, swept) == set(swept)  # every swept key, even past five
+
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    from mnist_exp.hparams import hparams_summaries
+
+    experiment, _, _ = hparams_summaries(default, {"optimizer", "seed"})
+    infos = HParamsPluginData.FromString(experiment.value[0].metadata.plugin_data.content).experiment.hparam_infos
+    assert {info.name for info in infos if info.differs} == {"optimizer", "seed"}  # those marked, no others
 
 
 def test_hparams_shows_whole_numbers_as_written():
