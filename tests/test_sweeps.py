@@ -59,7 +59,12 @@ def test_grid_sweep_names_jobs_by_overrides_and_summarizes_them(synthetic, tmp_p
     assert (sweep / "summary.md").read_text().startswith("| job | overrides | status |")
     assert (sweep / "summary.png").stat().st_size > 1000
     # the sweep's summary table, printed at its end (the column's header, not a model summary's metric name)
-    assert f"sweep {sweep} (4 jobs)" in result.stdout and "val best" in result.stdout
+    assert f"sweep {sweep} (4 jobs; all with " in result.stdout and "val best" in result.stdout
+    # each printed row names what tells its job apart, whole (the full override list, cut, read alike)
+    printed = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()[:1].isdigit()}
+    for row in rows:
+        swept = [o for o in row["overrides"].split(",") if o.startswith(("model.channels=", "optimizer.lr="))]
+        assert " ".join(swept) in printed[row["job"]], printed
 
     # summarize rebuilds exactly the same table from the dir
     before = (sweep / "summary.csv").read_text(), (sweep / "summary.md").read_text()

@@ -45,6 +45,8 @@ from mnist_exp.summarize.groups import GROUP_COLUMNS, compare, comparison_lines,
 from mnist_exp.summarize.where import budget_of, conditions, config_of, matches, parsed
 
 COLUMNS = ["job", "overrides", "status", "val_acc_best", "test_acc", "epochs", "wall_seconds", "run_dir"]
+# printed at a sweep's end: each job by number and the overrides that tell it apart (the title names the rest)
+PRINTED_COLUMNS = ["job", "differs", "status", "val_acc_best", "test_acc", "wall_seconds"]  # epochs: in the files
 RUN_COLUMNS = ["started", "run", "overrides", "status", "budget", "val_acc_best", "test_acc", "epochs", "wall_seconds"]
 # What the terminal shows (80 columns): the run dir names the run and its overrides; the files have the rest.
 # printed: each run by its dir's date, time and job number (whole), and the overrides that tell it apart
@@ -175,12 +177,24 @@ def telling_apart(rows: list[dict]) -> tuple[list[dict], str]:
     common = 0
     while places and all(len(p) > common + 1 and p[common] == places[0][common] for p in places):
         common += 1
-    shared = set.intersection(*(set(row["_overrides"]) for row in rows)) if rows else set()
-    shown = []
-    for row, place in zip(rows, places, strict=True):
-        differs = " ".join(o for o in row["_overrides"] if o not in shared) or "(only what all share)"
-        shown.append({**row, "run": "/".join(place[common:]), "differs": differs})
+    shown = [{**row, "run": "/".join(place[common:])} for row, place in zip(with_differs(rows), places, strict=True)]
     return shown, "/".join(places[0][:common]) if places else ""
+
+
+def shared_overrides(rows: list[dict]) -> list[str]:
+    """The overrides every row has (a sweep's fixed settings), in the first row's order."""
+    common = set.intersection(*(set(row["_overrides"]) for row in rows)) if rows else set()
+    return [o for o in rows[0]["_overrides"] if o in common] if rows else []
+
+
+def with_differs(rows: list[dict]) -> list[dict]:
+    """Each row with `differs`: its overrides that not every row shares (what a printed table has room for;
+    the whole override list, cut to the terminal's width, read alike in every row)."""
+    shared = set(shared_overrides(rows))
+    return [
+        {**row, "differs": " ".join(o for o in row["_overrides"] if o not in shared) or "(only what all share)"}
+        for row in rows
+    ]
 
 
 def to_markdown(rows: list[dict], columns: list[str] = COLUMNS) -> str:
@@ -304,7 +318,12 @@ def summarize(sweep_dir: str | Path) -> list[dict]:
     write_text_atomically(sweep_dir / "summary.csv", to_csv(rows, COLUMNS + FILE_ONLY))
     write_text_atomically(sweep_dir / "summary.md", to_markdown(rows, COLUMNS + FILE_ONLY))
     plot(rows, sweep_dir / "summary.png")
-    print_table(rows, f"sweep {sweep_dir} ({len(rows)} jobs)")
+    fixed = " ".join(shared_overrides(rows)) if len(rows) > 1 else ""
+    print_table(
+        with_differs(rows),
+        f"sweep {sweep_dir} ({len(rows)} jobs{'; all with ' + fixed if fixed else ''})",
+        PRINTED_COLUMNS,
+    )
     write_groups(rows, sweep_dir)
     return rows
 
