@@ -3,7 +3,7 @@
   mnist-exp [OVERRIDES]            python -m mnist_exp            train (and resume: ckpt_path=...)
   mnist-exp-evaluate ckpt_path=... python -m mnist_exp.evaluate   test a checkpoint
   mnist-exp-predict ckpt_path=...  python -m mnist_exp.predict    predict image files
-  mnist-exp-export ckpt_path=...   python -m mnist_exp.export     ONNX / TorchScript
+  mnist-exp-export ckpt_path=...   python -m mnist_exp.export     torch.export (.pt2) / ONNX
   mnist-exp-summarize DIR          python -m mnist_exp.summarize  tables of runs, sweeps, studies
 
 The commands are plain functions that raise; this module alone turns the project's expected errors

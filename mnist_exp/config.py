@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from mnist_exp import CONFIG_DIR, PROJECT_ROOT
 from mnist_exp.errors import escalated
-from mnist_exp.logs import quiet_library_warnings
+from mnist_exp.logs import quiet_library_warnings, through_the_runs_handlers
 from mnist_exp.rundirs import first_free
 
 
@@ -27,6 +27,13 @@ def register_resolvers() -> None:
     # ${unique_dir:PATH} -> PATH or PATH-2, ...: the first that does not exist (cached: the same name for
     # the whole run, and for every job of a sweep). Nothing is created: rundirs.ClaimRunDir does that.
     OmegaConf.register_new_resolver("unique_dir", first_free, use_cache=True, replace=True)
+    # ${local_artifacts:TRACKING_URI,DIR} -> DIR for a store in a local file (sqlite:, file:), else None: a
+    # tracking server keeps artifacts where it is configured to, not on this machine.
+    OmegaConf.register_new_resolver("local_artifacts", local_artifacts, replace=True)
+
+
+def local_artifacts(tracking_uri: str | None, folder: str) -> str | None:
+    return folder if str(tracking_uri).startswith(("sqlite:", "file:")) else None
 
 
 def dir_suffix(overrides: str = "", limit: int = 150) -> str:
@@ -72,6 +79,7 @@ def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], A
         @functools.wraps(task)
         def run_task(cfg):
             quiet_library_warnings()
+            through_the_runs_handlers()  # Hydra has set up the job's logging by now
             if not gc.isenabled():  # the first job: start-up is over (see quiet_app)
                 gc.freeze()
                 gc.enable()

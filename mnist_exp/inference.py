@@ -11,7 +11,7 @@ from mnist_exp.checkpoints import Checkpoint, resolve
 from mnist_exp.errors import CheckpointError
 from mnist_exp.models import DigitClassifier
 
-__all__ = ["CheckpointError", "RawImageClassifier", "load_classifier"]
+__all__ = ["CheckpointError", "RawImageClassifier", "load_classifier", "standalone"]
 
 
 def load_classifier(checkpoint: Checkpoint | str | Path, map_location: str = "cpu") -> DigitClassifier:
@@ -33,3 +33,12 @@ class RawImageClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return (self.net(self.transform(images)) / self.temperature).softmax(dim=1)
+
+
+def standalone(module: DigitClassifier) -> RawImageClassifier:
+    """The module's network, input transform and temperature as one model for raw pixels (what export writes
+    and MLflow keeps): a copy in fp32 and the default memory layout, in eval mode; the module is untouched."""
+    import copy
+
+    net = copy.deepcopy(module.net).float().to(memory_format=torch.contiguous_format)
+    return RawImageClassifier(net, copy.deepcopy(module.transform), module.temperature).eval()

@@ -20,6 +20,17 @@ class ForTheConsole(logging.Filter):
         return record.name.split(".")[0] in ("mnist_exp", "__main__") or record.levelno >= logging.WARNING
 
 
+def through_the_runs_handlers() -> None:
+    """Lightning gives its loggers a console handler of their own when it is imported before any logging is
+    set up (as `python -m mnist_exp` imports it, before Hydra sets up the run's): taken off, so that its lines
+    go through the run's handlers like everyone's (on the console only its warnings; train.log all of it)."""
+    for name in ("pytorch_lightning", "lightning_fabric"):
+        logger = logging.getLogger(name)
+        if not logger.propagate:
+            logger.handlers[:] = []
+            logger.propagate = True
+
+
 # Warnings that libraries raise in every run and that no user can act on, each with the reason. Applied
 # when each command starts (mnist_exp/config.py), so that they hold however often a process runs one.
 QUIET = (
@@ -47,6 +58,9 @@ QUIET = (
     (r".*Argument ``(heartbeat_interval|grace_period)`` is an experimental feature.*", Warning),
     # The sweeper asks and tells (Hydra launches the jobs) and records the heartbeats itself, in a thread.
     (".*Heartbeat of storage is supposed to be used with Study.optimize.*", UserWarning),
+    # MLflow 3's SQL store (logger=mlflow without a server) maps its tables with a loader strategy that
+    # SQLAlchemy 2.1 deprecates.
+    (".*``noload`` loader strategy is deprecated.*", DeprecationWarning),
 )
 
 

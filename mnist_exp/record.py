@@ -33,13 +33,33 @@ def now() -> str:
 
 
 def versions() -> dict[str, str]:
+    """Python's and each package's version; torch and torchvision as their `__version__` says, which names
+    the build (`2.14.1+cu130` is a CUDA 13.0 build, `2.14.1+cpu` a CPU one; the package metadata says
+    `2.14.1` for both)."""
+    import torch
+    import torchvision
+
     found = {"python": platform.python_version()}
     for package in PACKAGES:
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             continue
-    return found
+    # str(): torch.__version__ is a TorchVersion, which a checkpoint (read with the safe unpickler) may not hold
+    return {**found, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__)}
+
+
+def build() -> dict[str, str | None]:
+    """The compute stack torch was built with and runs on: CUDA and cuDNN versions (None in a CPU build),
+    and the accelerator's name (None without one)."""
+    import torch
+
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {
+        "cuda": torch.version.cuda,
+        "cudnn": str(cudnn) if cudnn else None,
+        "accelerator": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 def git(*args: str, root: Path = PROJECT_ROOT) -> str | None:
@@ -76,6 +96,7 @@ def provenance(cfg, hardware: dict | None = None, precision: str | None = None) 
     return {
         "git": git_state(),
         "versions": versions(),
+        "build": build(),
         "data_sha256": data_files(cfg),
         "hardware": hardware or {},
         "precision": precision,

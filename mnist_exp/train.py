@@ -20,7 +20,7 @@ from mnist_exp.hardware import describe
 from mnist_exp.hparams import log_experiment
 from mnist_exp.record import RunRecord
 from mnist_exp.rundirs import hold_run_lock, is_ddp_helper_process, record_failure, write_json_atomically
-from mnist_exp.tracking import log_to_mlflow
+from mnist_exp.tracking import log_tested_model, log_to_mlflow
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
         table.add_row("fit time", f"{metrics['fit_seconds']:.1f} s")
     paths = [f"Run dir: {run_dir}", f"Checkpoint: {metrics['checkpoint']}"]
     paths.append(f"Browse this run: tensorboard --logdir {run_dir}")
+    paths += [f"MLflow model: {uri}" for uri in metrics.get("mlflow_models", [])]
     console = Console()
     console.print(table)
     for line in paths:  # whole, never wrapped inside a box: a path to copy
@@ -201,8 +202,12 @@ def facts(run: Run, checkpoint: Checkpoint | None) -> dict:
 
 
 def publish_results(run: Run, cfg: DictConfig, metrics: dict) -> None:
-    """metrics.json, TensorBoard's HParams entry and chart layout, the summary on the console and in train.log."""
+    """The tested model to MLflow (a LoggedModel), metrics.json, TensorBoard's HParams entry and chart layout,
+    the summary on the console and in train.log."""
     run_dir = Path(cfg.paths.output_dir)
+    models = log_tested_model(run.trainer, run.module, metrics)
+    if models:
+        metrics["mlflow_models"] = [f"models:/{model_id}" for model_id in models]
     write_json_atomically(run_dir / "metrics.json", metrics)
     log_experiment(run.trainer, cfg, metrics, str(run.precision))
     print_summary(metrics, run_dir)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 import pytest
+import torch
+import torchvision
 
 from mnist_exp import PROJECT_ROOT
 from mnist_exp.checkpoints import read_checkpoint
@@ -40,6 +42,14 @@ def test_tiny_run_writes_config_events_checkpoints_and_metrics(synthetic_run):
     assert {"python", "torch", "pytorch-lightning", "hydra-core", "optuna", "mnist-exp"} <= provenance[
         "versions"
     ].keys()
+    # torch as torch.__version__ names it: the build (`+cu130`, `+cpu`) is part of what ran
+    assert provenance["versions"]["torch"] == torch.__version__
+    assert provenance["versions"]["torchvision"] == torchvision.__version__
+    assert provenance["build"] == {
+        "cuda": torch.version.cuda,
+        "cudnn": provenance["build"]["cudnn"],
+        "accelerator": None,
+    }
     assert provenance["data_sha256"] == synthetic.checksums
     assert provenance["precision"] == metrics["precision"] and provenance["hardware"] == metrics["hardware"]
     assert last["provenance"] == provenance

@@ -252,4 +252,5 @@ def test_use_a_model_commands_run_as_written(command, trained, tmp_path):
         lines = [json.loads(line) for line in result.stdout.splitlines()]
         assert len(lines) == 3 and all("digit" in line for line in lines)
     else:
-        assert result.stdout.startswith("Wrote ") and checkpoint.with_suffix(".onnx").is_file()
+        written = checkpoint.with_suffix(".onnx" if "format=onnx" in args else ".pt2")
+        assert result.stdout.startswith(f"Wrote {written} ") and written.is_file()

@@ -1,5 +1,6 @@
-"""MLflow: a run appears in a real tracking server with its params, metrics and provenance tags; several
-loggers at once; a local store when no server is set."""
+"""MLflow 3: a run appears in a real tracking server with its params, metrics, provenance tags and the model
+it tested as a LoggedModel that loads back through models:/ and predicts what the checkpoint predicts;
+several loggers at once; a local SQLite store when no server is set."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import subprocess
 import pytest
 
 from mnist_exp import PROJECT_ROOT
-from tests.helpers import TINY_RUN, compose, load_events, run_cli
+from tests.helpers import TINY_RUN, load_events, run_cli, synthetic_digits
 from tests.mlflow_server import call, mlflow_server
 
 pytestmark = pytest.mark.slow  # a real server, real runs
@@ -30,12 +31,13 @@ def test_a_run_appears_in_a_real_mlflow_server_with_params_metrics_and_its_commi
         assert result.returncode == 0, result.stderr[-3000:]
         experiment = call(url, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=mnist-exp")["experiment"]
         (run,) = call(url, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+        run_metrics = json.loads((run_dir / "metrics.json").read_text())  # the figures the run itself reports
+        assert_the_logged_model_is_the_tested_one(url, run["info"]["run_id"], run_metrics)
     params = {p["key"]: p["value"] for p in run["data"]["params"]}
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
     tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
     assert params["model.channels"] == "8" and params["optimizer"] == "adam" and params["seed"] == "42"
     assert {"test/acc", "val/acc", "train/loss"} <= metrics.keys()
-    run_metrics = json.loads((run_dir / "metrics.json").read_text())  # the figures the run itself reports
     assert metrics["test/acc"] == pytest.approx(run_metrics["test/acc"]) and metrics["test/loss"] == pytest.approx(
         run_metrics["test/loss"]
     )
@@ -45,12 +47,44 @@ def test_a_run_appears_in_a_real_mlflow_server_with_params_metrics_and_its_commi
     assert "val/acc" in load_events(run_dir).Tags()["scalars"]  # and TensorBoard beside it (logger=many)
 
 
-def test_without_a_server_mlflow_keeps_its_runs_under_outputs(tmp_path, monkeypatch):
-    from hydra.utils import instantiate
+def assert_the_logged_model_is_the_tested_one(tracking_uri: str, run_id: str, run_metrics: dict) -> None:
+    """The run's LoggedModel: named in metrics.json, linked to the run and its test metrics, and, loaded
+    through models:/, giving the probabilities the tested checkpoint gives."""
+    import mlflow
+    import numpy as np
+    import torch
 
+    from mnist_exp.inference import load_classifier
+
+    (uri,) = run_metrics["mlflow_models"]
+    mlflow.set_tracking_uri(tracking_uri)
+    logged = mlflow.get_logged_model(uri.removeprefix("models:/"))
+    assert logged.source_run_id == run_id
+    linked = {metric.key: metric.value for metric in logged.metrics}
+    assert linked["test/acc"] == pytest.approx(run_metrics["test/acc"])
+    model = mlflow.pytorch.load_model(uri)
+    images, _ = synthetic_digits(50, seed=9)
+    expected = load_classifier(run_metrics["tested"]).predict_proba(torch.from_numpy(images.copy())).numpy()
+    with torch.no_grad():
+        got = model(torch.from_numpy(images[:, None].astype(np.float32))).numpy()  # raw pixels, any batch size
+    assert got.shape == (50, 10) and np.abs(got - expected).max() <= 1e-4
+
+
+def test_without_a_server_mlflow_keeps_its_runs_in_sqlite_under_outputs(synthetic, tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    cfg = compose(["logger=mlflow", f"paths.log_dir={tmp_path / 'outputs'}"], run_dir=str(tmp_path / "run"))
-    logger = instantiate(cfg.logger.mlflow)
-    logger.log_metrics({"x": 1.0}, step=0)
-    logger.finalize("success")
-    assert list((tmp_path / "outputs" / "mlruns").iterdir())  # MLflow's local store, under outputs/
+    outputs, run_dir = tmp_path / "outputs", tmp_path / "run"
+    args = [*synthetic.overrides(), *TINY_RUN, "logger=mlflow", f"hydra.run.dir={run_dir}", f"paths.log_dir={outputs}"]
+    result = run_cli(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert f"MLflow model: {run_metrics['mlflow_models'][0]}" in result.stdout
+    assert (outputs / "mlflow.db").is_file() and any((outputs / "mlartifacts").rglob("*.pt2"))
+    assert not (tmp_path / "mlruns").exists()  # MLflow's own default, beside the working dir, left alone
+    import mlflow
+
+    tracking_uri = f"sqlite:///{outputs / 'mlflow.db'}"
+    (run,) = mlflow.MlflowClient(tracking_uri).search_runs(
+        [mlflow.MlflowClient(tracking_uri).get_experiment_by_name("mnist-exp").experiment_id]
+    )
+    assert run.data.metrics["test/acc"] == pytest.approx(run_metrics["test/acc"])
+    assert_the_logged_model_is_the_tested_one(tracking_uri, run.info.run_id, run_metrics)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import yaml
 
 from tests.helpers import TINY_RUN, run_cli
@@ -31,11 +32,15 @@ def test_a_run_reproduces_bit_for_bit_and_a_changed_result_is_caught(synthetic, 
 
     # A record that says another result, or another torch: the rerun no longer matches / tolerance applies.
     old["metrics"]["test/loss"] += 1e-6
-    old["provenance"]["versions"]["torch"] = "0.0.1"
+    old["provenance"]["versions"]["torch"] = "0.0.1+cu130"
+    old["provenance"]["build"]["cuda"] = "9.2"
     (original / "run.json").write_text(json.dumps(old))
     tolerated = run_cli([str(original)], module="mnist_exp.reproduce", as_script=True)
     assert tolerated.returncode == 0, tolerated.stderr[-3000:]
-    assert "versions.torch: 0.0.1 -> " in tolerated.stdout and "(within tolerance=0.003)" in tolerated.stdout
+    assert f"versions.torch: 0.0.1+cu130 -> {torch.__version__}" in tolerated.stdout
+    assert f"build.cuda: 9.2 -> {torch.version.cuda}" in tolerated.stdout
+    assert "torch's build differs from the original run's" in tolerated.stderr
+    assert "(within tolerance=0.003)" in tolerated.stdout
     old["metrics"]["test/acc"] -= 0.01
     (original / "run.json").write_text(json.dumps(old))
     differs = run_cli([str(original), "tolerance=0.001"], module="mnist_exp.reproduce", as_script=True)

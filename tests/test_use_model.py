@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -143,12 +145,23 @@ def test_predict_on_rerendered_real_digits_keeps_the_checkpoint_accuracy(real_mn
     assert file_accuracy >= 0.97 * tensor_accuracy
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+LOAD_PT2 = """
+import sys, numpy, torch
+model = torch.export.load(sys.argv[1]).module()  # the archive alone: no mnist_exp, no model class
+with torch.no_grad():
+    for batch in (numpy.load(sys.argv[2]), numpy.load(sys.argv[2])[:1]):
+        numpy.save(sys.argv[3] if len(batch) > 1 else sys.argv[4], model(torch.from_numpy(batch)).numpy())
+assert not [name for name in sys.modules if name.startswith("mnist_exp")]
+"""
+
+
+@pytest.mark.parametrize("fmt", ["pt2", "onnx"])
 def test_exported_model_matches_the_checkpoint_on_real_test_images(real_mnist_run, tmp_path, fmt):
     checkpoint = best_checkpoint(real_mnist_run)
     target = tmp_path / f"model.{fmt}"
     result = run_cli(["ckpt_path=" + checkpoint, f"format={fmt}", f"output={target}"], module="mnist_exp.export")
     assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(f"Wrote {target} ({fmt})")
     images, _ = real_test_digits(500)
     expected = load_classifier(checkpoint).predict_proba(torch.from_numpy(images.copy())).numpy()
     raw = images[:, None].astype(np.float32)  # raw 0..255 pixels
@@ -156,12 +169,29 @@ def test_exported_model_matches_the_checkpoint_on_real_test_images(real_mnist_ru
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-        got = session.run(["probabilities"], {"images": raw})[0]
-    else:
-        with torch.no_grad():
-            got = torch.jit.load(str(target))(torch.from_numpy(raw)).numpy()
-    assert got.shape == (500, 10)
-    assert np.abs(got - expected).max() <= 1e-4
+        got, one = (session.run(["probabilities"], {"images": batch})[0] for batch in (raw, raw[:1]))
+    else:  # in a fresh interpreter that never imports the project
+        np.save(tmp_path / "raw.npy", raw)
+        outputs = [tmp_path / "got.npy", tmp_path / "one.npy"]
+        loaded = subprocess.run(
+            [sys.executable, "-c", LOAD_PT2, str(target), str(tmp_path / "raw.npy"), *map(str, outputs)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert loaded.returncode == 0, loaded.stderr[-2000:]
+        got, one = (np.load(path) for path in outputs)
+    assert got.shape == (500, 10) and one.shape == (1, 10)  # any batch size
+    assert np.abs(got - expected).max() <= 1e-4 and np.abs(one - expected[:1]).max() <= 1e-4
+
+
+def test_torchscript_is_refused_with_what_to_use_instead(tmp_path):
+    result = run_cli([f"ckpt_path={tmp_path / 'any.ckpt'}", "format=torchscript"], module="mnist_exp.export")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "Error: format=torchscript: TorchScript is deprecated in PyTorch; format=pt2 writes a torch.export archive "
+        "instead"
+    )
 
 
 def test_evaluate_tests_on_the_checkpoints_own_dataset_unless_told(synthetic_run, tmp_path):

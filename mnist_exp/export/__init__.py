@@ -1,13 +1,16 @@
-"""Export a checkpoint as a standalone model: `python -m mnist_exp.export ckpt_path=PATH format=onnx|torchscript`.
+"""Export a checkpoint as a standalone model: `python -m mnist_exp.export ckpt_path=PATH format=pt2|onnx`.
 
 The exported model includes the checkpoint's own input transform: it takes float32 images
 [N, C, H, W] (MNIST: [N, 1, 28, 28]) with raw pixel values 0..255 and returns class probabilities
-[N, classes] ("images" -> "probabilities").
+[N, classes] ("images" -> "probabilities"), for any batch size N.
+
+Both formats go through `torch.export`, PyTorch's path for a model without its Python code: `pt2` is
+its archive (`torch.export.load(FILE).module()`), `onnx` its graph translated by torch's dynamo-based
+ONNX exporter (onnxscript). TorchScript (`torch.jit`), which PyTorch deprecates, is no longer written.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,17 +24,18 @@ from mnist_exp.rundirs import say_which, write_atomically
 if TYPE_CHECKING:
     from torch import nn
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+FORMATS = {"pt2": ".pt2", "onnx": ".onnx"}
+RETIRED = {"torchscript": "TorchScript is deprecated in PyTorch; format=pt2 writes a torch.export archive instead"}
 
 
-def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 17, log_dir: str = "outputs") -> tuple:
+def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 18, log_dir: str = "outputs") -> tuple:
     """Write the model; returns (the file, the [C, H, W] it takes, its number of classes)."""
-    import torch
-
     from mnist_exp.checkpoints import resolve
-    from mnist_exp.inference import RawImageClassifier
+    from mnist_exp.inference import standalone
     from mnist_exp.models import DigitClassifier
 
+    if fmt in RETIRED:
+        raise ConfigError(f"format={fmt}: {RETIRED[fmt]}")
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt} is not one of {', '.join(FORMATS)}")
     checkpoint = resolve(str(ckpt_path), log_dir)
@@ -41,34 +45,31 @@ def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 17,
         raise ConfigError(f"output={target}: its dir does not exist")
     module = DigitClassifier.from_checkpoint(checkpoint)
     input_shape = tuple(module.hparams.input_shape)
-    net = module.net.to(memory_format=torch.contiguous_format)
-    model = RawImageClassifier(net, module.transform, module.temperature).eval()
+    model = standalone(module)
     write_atomically(target, lambda tmp: write_model(model, fmt, tmp, opset, input_shape))
     return target, input_shape, module.hparams.num_classes
 
 
 def write_model(model: nn.Module, fmt: str, tmp: Path, opset: int, input_shape: tuple) -> None:
+    """The model traced by torch.export with a dynamic batch dimension, saved as `fmt`."""
     import torch
 
     example = torch.zeros(2, *input_shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter(
-            "ignore", FutureWarning
-        )  # torch marks TorchScript and the classic ONNX exporter as legacy
-        warnings.simplefilter("ignore", DeprecationWarning)
-        if fmt == "onnx":
-            torch.onnx.export(
-                model,
-                (example,),
-                str(tmp),
-                dynamo=False,
-                opset_version=opset,
-                input_names=["images"],
-                output_names=["probabilities"],
-                dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}},
-            )
-        else:
-            torch.jit.save(torch.jit.trace(model, example), str(tmp))
+    batch = {0: torch.export.Dim("batch", min=1)}
+    if fmt == "onnx":
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=["images"],
+            output_names=["probabilities"],
+            dynamic_shapes=(batch,),
+            verbose=False,
+        )
+        program.save(str(tmp))
+    else:
+        torch.export.save(torch.export.export(model, (example,), dynamic_shapes=(batch,)), str(tmp))
 
 
 @command("export")

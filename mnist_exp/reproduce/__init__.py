@@ -31,7 +31,11 @@ PROVENANCE = (
     ("hardware", "cpu_capability"),
     ("hardware", "gpu"),
     ("hardware", "cpu_threads"),
+    ("build", "cuda"),
+    ("build", "cudnn"),
+    ("build", "accelerator"),
 )
+BUILD = ("versions.torch", "versions.torchvision", "build.")
 
 
 def provenance_differences(old: dict, new: dict) -> list[str]:
@@ -89,6 +93,11 @@ def reproduce(cfg: DictConfig) -> dict:
     off = compare(record["metrics"], metrics, exact, cfg.tolerance)
     for line in differences or ["provenance: the same commit, diff, versions, hardware and precision"]:
         print(line)
+    if any(line.startswith(BUILD) for line in differences):
+        print(
+            "torch's build differs from the original run's (above): other kernels, the last bits may differ",
+            file=sys.stderr,
+        )
     if off:
         how = "bit for bit" if exact else f"within tolerance={cfg.tolerance}"
         raise FailedItemsError(f"does not match {run_dir} {how}: {'; '.join(off)}")
