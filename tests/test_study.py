@@ -311,3 +311,22 @@ def test_a_grid_sampler_is_refused_in_one_line():
         ConfigError, match=r"hydra/sweeper/sampler=grid: use the basic sweeper for grids \(-m key=a,b,c\)"
     ):
         sweeper.sweep([])
+
+
+def test_the_search_states_the_samplers_settings_whose_defaults_moved_between_optuna_4_and_5():
+    """multivariate and constant_liar changed defaults in Optuna 5: the search says both, so that it means
+    the same on either; the sweeper builds the sampler from them, seeded by the run's seed."""
+    import warnings
+
+    from omegaconf import OmegaConf
+
+    from tests.helpers import compose
+
+    hydra = compose(["hparams_search=optuna", "seed=7"], return_hydra_config=True).hydra
+    sampler = OmegaConf.to_container(hydra.sweeper.sampler, resolve=True)
+    assert sampler["_target_"] == "optuna.samplers.TPESampler" and sampler["seed"] == 7
+    assert sampler["multivariate"] is True and sampler["constant_liar"] is True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # Optuna 4 marks both experimental
+        built, why = make_sweeper(sampler=hydra.sweeper.sampler).make_sampler(0)
+    assert isinstance(built, optuna.samplers.TPESampler) and why == "seed 7"
