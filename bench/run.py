@@ -88,7 +88,7 @@ def ensure_mnist() -> Path:
 
     from mnist_exp.data.sources import ensure_files
 
-    spec = OmegaConf.load(ROOT / "conf" / "data" / "mnist.yaml")
+    spec = OmegaConf.load(ROOT / "mnist_exp" / "conf" / "data" / "mnist.yaml")
     checksums = {f.file: f.sha256 for f in spec.files.values()}
     return ensure_files("mnist", checksums, [instantiate(s) for s in spec.sources], ROOT / "data")
 

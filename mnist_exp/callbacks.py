@@ -133,7 +133,7 @@ class EpochLog(pl.Callback):
     nothing). Lightning logs the epoch's training metrics after its validation, so each line is
     written when the next epoch starts, or when fitting ends. On a terminal the line is printed
     above the rich progress bar (through its console, so the bar stays intact) and goes to
-    train.log alone through the `mnist_exp.epochs.file` logger (conf/hydra/default.yaml).
+    train.log alone through the `mnist_exp.epochs.file` logger (mnist_exp/conf/hydra/default.yaml).
     """
 
     def __init__(self):

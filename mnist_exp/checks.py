@@ -3,7 +3,7 @@
 `check_config` raises `ConfigError` with one line naming the key, the allowed values and the value
 given: the command's mandatory keys, the keys train.py itself reads, then every class's own rules by
 building everything a run builds (mnist_exp/build.py) with nothing read and no dir made.
-`ConfigCheck`, a Hydra callback (conf/hydra/default.yaml), runs it before Hydra creates the run dir
+`ConfigCheck`, a Hydra callback (mnist_exp/conf/hydra/default.yaml), runs it before Hydra creates the run dir
 (a sweep's: on its base config); `train()` runs it for each sweep job's own values.
 """
 

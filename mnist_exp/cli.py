@@ -31,7 +31,7 @@ from mnist_exp.errors import EXPECTED_ERRORS, Escalated, MissingKeysError
 class Command:
     module: str  # run as python -m MODULE
     script: str  # the console script
-    config: str  # its config in conf/ (its usage is in that config's hydra.help)
+    config: str  # its config in mnist_exp/conf/ (its usage is in that config's hydra.help)
     example: str  # what to type after it, in the one-line errors
 
     def invoked_as(self) -> str:
@@ -176,7 +176,7 @@ def override_line(override, others: list[str], command: Command) -> str:
         meant = ".".join(part for part in (parent, match[0], rest) if part)
         return f"{key}: no such config key; did you mean {meant}?"
     if parent == "trainer":  # any pytorch_lightning.Trainer argument is welcome, listed or not
-        listed_or_not = "a Trainer argument that conf/trainer does not list takes a leading +"
+        listed_or_not = "a Trainer argument that mnist_exp/conf/trainer does not list takes a leading +"
         return f"{key}: no such config key; {listed_or_not}: +{key}=..."
     siblings = [k for k in siblings if not k.startswith("_")]
     listed = f"; {parent or 'the config'} has: {', '.join(siblings[:15])}" if siblings else ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import functools
 import gc
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -13,15 +14,21 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from mnist_exp import CONFIG_DIR, PROJECT_ROOT
+from mnist_exp import CONFIG_DIR, PROJECT_ROOT, data_home
 from mnist_exp.errors import escalated
 from mnist_exp.logs import quiet_library_warnings, through_the_runs_handlers
 from mnist_exp.rundirs import first_free
 
 
 def register_resolvers() -> None:
-    # ${project_root:} -> the repo root, so data/ and outputs/ do not depend on the working directory.
-    OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+    # ${working_dir:} -> the dir the command runs in: runs go under it, as in any Hydra app (Hydra keeps it:
+    # hydra.job.chdir is false).
+    OmegaConf.register_new_resolver("working_dir", os.getcwd, replace=True)
+    # ${project_root:} -> the checkout (the working dir for an installed wheel): what run configs saved before the
+    # configs moved into the package name as paths.root_dir; a resume or reproduce of such a run reads it.
+    OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT or os.getcwd()), replace=True)
+    # ${data_home:} -> the shared data dir (mnist_exp.data_home: $MNIST_EXP_DATA, a checkout's data/, a cache dir).
+    OmegaConf.register_new_resolver("data_home", lambda: str(data_home()), replace=True)
     # ${suffix:TEXT} -> "_TEXT", or "" when TEXT is empty (run dir names built from overrides).
     OmegaConf.register_new_resolver("suffix", dir_suffix, replace=True)
     # ${unique_dir:PATH} -> PATH or PATH-2, ...: the first that does not exist (cached: the same name for
@@ -70,7 +77,7 @@ def is_multirun(hydra=None) -> bool:
 
 
 def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], Any]]:
-    """@hydra.main for conf/CONFIG_NAME.yaml. In a single run the function's expected errors leave Hydra's
+    """@hydra.main for mnist_exp/conf/CONFIG_NAME.yaml. In a single run the function's expected errors leave Hydra's
     job runner as they are (Escalated), for the front door to say in one line; in a sweep they stay
     errors of that job, for the sweeper to record."""
     import hydra

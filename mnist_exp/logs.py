@@ -53,9 +53,9 @@ QUIET = (
     # the parameter counts it prints are exact.
     (".*is not supported by the model summary.*", UserWarning),
     # Optuna marks the heartbeat (since 2.9), metric names (since 3.2) and, in 4, TPE's multivariate and
-    # constant_liar experimental; the study sweeper relies on them (mnist_exp/study/, conf/.../sampler/tpe.yaml).
+    # constant_liar experimental; the study sweeper relies on them (mnist_exp/study/, sampler/tpe.yaml).
     (r".*(fail_stale_trials|set_metric_names) is experimental.*", Warning),
-    (r".*Argument ``(heartbeat_interval|grace_period|multivariate|constant_liar)`` is an experimental feature.*", Warning),
+    (r".*Argument ``(heartbeat_interval|grace_period|multivariate|constant_liar)`` is an experimental.*", Warning),
     # The sweeper asks and tells (Hydra launches the jobs) and records the heartbeats itself, in a thread.
     (".*Heartbeat of storage is supposed to be used with Study.optimize.*", UserWarning),
     # MLflow 3's SQL store (logger=mlflow without a server) maps its tables with a loader strategy that

@@ -62,7 +62,9 @@ def build() -> dict[str, str | None]:
     }
 
 
-def git(*args: str, root: Path = PROJECT_ROOT) -> str | None:
+def git(*args: str, root: Path | None = PROJECT_ROOT) -> str | None:
+    if root is None:  # an installed wheel: no checkout to ask
+        return None
     try:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, timeout=30, check=True)
     except (OSError, subprocess.SubprocessError):
@@ -70,10 +72,10 @@ def git(*args: str, root: Path = PROJECT_ROOT) -> str | None:
     return done.stdout.decode(errors="replace")
 
 
-def git_state(root: Path = PROJECT_ROOT) -> dict | None:
+def git_state(root: Path | None = PROJECT_ROOT) -> dict | None:
     """The checkout's commit, whether its tracked files differ from it (`dirty`) and a SHA-256 of that
     difference (`git diff HEAD`: two runs with the same digest ran the same uncommitted code); None
-    outside a git checkout."""
+    outside a git checkout (an installed wheel)."""
     commit = git("rev-parse", "HEAD", root=root)
     if commit is None:
         return None

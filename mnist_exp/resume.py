@@ -1,6 +1,6 @@
 """Resume a run: `mnist-exp ckpt_path=last` or `ckpt_path=PATH`, wherever the run's dir is.
 
-`UseCheckpoint`, a Hydra callback (conf/hydra/default.yaml) that runs before the config check and
+`UseCheckpoint`, a Hydra callback (mnist_exp/conf/hydra/default.yaml) that runs before the config check and
 before any dir is made, resolves `ckpt_path` once (for evaluate too) and composes a resumed run's
 config: the stopped run's own saved config (RUN/.hydra/config.yaml, beside RUN/checkpoints/), so it
 trains the same model on the same data with the same schedule whatever today's defaults say. The
@@ -79,7 +79,7 @@ def use_checkpoints_dataset(config: DictConfig, checkpoint: Checkpoint) -> None:
     if trained_on and trained_on != data_files(config):
         raise ConfigError(
             f"ckpt_path={checkpoint.path} was trained on other data files than data={config.data.name} "
-            f"({', '.join(sorted(trained_on))}); name its dataset with data=OPTION (conf/data/)"
+            f"({', '.join(sorted(trained_on))}); name its dataset with data=OPTION (mnist_exp/conf/data/)"
         )
 
 

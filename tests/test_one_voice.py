@@ -55,7 +55,7 @@ MISTAKES = [
     (
         "train",
         ["trainer.profilr=simple"],
-        "Error: trainer.profilr: no such config key; a Trainer argument that conf/trainer "
+        "Error: trainer.profilr: no such config key; a Trainer argument that mnist_exp/conf/trainer "
         "does not list takes a leading +: +trainer.profilr=...",
     ),
     ("train", ["optimizer=adamm"], "Error: optimizer=adamm: no such optimizer option; available: adam, adamw, sgd"),

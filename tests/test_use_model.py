@@ -219,7 +219,7 @@ def test_evaluate_tests_on_the_checkpoints_own_dataset_unless_told(synthetic_run
     assert refused.stderr.strip().splitlines() == [
         f"Error: ckpt_path={alone} was trained on other data files than data=mnist ("
         + ", ".join(sorted(data.checksums))
-        + "); name its dataset with data=OPTION (conf/data/)"
+        + "); name its dataset with data=OPTION (mnist_exp/conf/data/)"
     ]
 
 

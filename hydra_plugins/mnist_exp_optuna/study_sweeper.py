@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 
 class OptunaStudySweeper(Sweeper):
-    """The project's Optuna sweeper (conf/hydra/sweeper/optuna_study.yaml): studies shared by many workers,
+    """The project's Optuna sweeper (mnist_exp/conf/hydra/sweeper/optuna_study.yaml): studies shared by many workers,
     pruning, several objectives."""
 
     def __init__(self, **config: Any) -> None:

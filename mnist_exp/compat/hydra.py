@@ -8,7 +8,7 @@ from typing import Any
 
 def group_option_targets(group: str, config_sources: Any) -> set[str]:
     """The `_target_` of every option of `group` on the search path made of `config_sources`
-    (hydra.runtime.config_sources: the project's conf/ and every hydra.searchpath dir)."""
+    (hydra.runtime.config_sources: the project's mnist_exp/conf/ and every hydra.searchpath dir)."""
     from hydra._internal.config_repository import ConfigRepository
     from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
     from hydra.core.plugins import Plugins

@@ -15,7 +15,7 @@ orders by a column (numbers high to low, text A to Z); `--by-budget` by training
 `--where KEY=VALUE` keeps runs whose config group option (`optimizer=sgd`) or config value
 (`model.channels=32`) matches, values compared as values (mnist_exp/summarize/where.py);
 `--compare A B` compares two groups of seeds. Every multirun ends with its sweep's summary through
-`SweepSummary`, a Hydra callback (conf/hydra/default.yaml), and then exits non-zero if any job
+`SweepSummary`, a Hydra callback (mnist_exp/conf/hydra/default.yaml), and then exits non-zero if any job
 failed.
 
   python -m mnist_exp.summarize --storage postgresql://USER@HOST/DB --study mnist-exp [DIR]
