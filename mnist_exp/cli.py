@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_exp import CONFIG_DIR
-from mnist_exp.errors import EXPECTED_ERRORS, Escalated, MissingKeysError
+from mnist_exp.errors import EXPECTED_ERRORS, ConfigError, Escalated, MissingKeysError
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,11 @@ def run(name: str, main: Callable[[], object]) -> None:
 
     command = COMMANDS[name]
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    if name == "train":
+        try:
+            sys.argv[1:] = continue_last_sweep(sys.argv[1:])
+        except ConfigError as error:
+            fail(str(error))
     if name != "summarize":
         sys.argv[1:] = quote_ckpt_path(sys.argv[1:])
         mistake = argument_line(sys.argv[1:])
@@ -239,6 +244,22 @@ def quoted(value: str) -> str:
     """A Hydra override value in double quotes: a run dir's path holds '=' and ',' (its name is made of the
     overrides), which Hydra's grammar reads as syntax."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def continue_last_sweep(args: list[str]) -> list[str]:
+    """`hydra.sweep.dir=last`: the command of the newest interrupted sweep (under `paths.log_dir`, given or the
+    default outputs/), into its own dir, which continues it (mnist_exp/resume.py); other args as they are."""
+    if "hydra.sweep.dir=last" not in args:
+        return args
+    from mnist_exp.rundirs import newest_interrupted_sweep, sweep_record
+
+    given = [arg.partition("=")[2] for arg in args if arg.startswith("paths.log_dir=")]
+    sweep_dir = newest_interrupted_sweep(Path(given[-1] if given else "outputs").resolve())
+    command = [
+        arg for arg in sweep_record(sweep_dir)["starts"][-1]["command"][1:] if not arg.startswith("hydra.sweep.dir=")
+    ]
+    print(f"hydra.sweep.dir=last: {sweep_dir} (continuing {' '.join(command)})", file=sys.stderr)
+    return [*command, f"hydra.sweep.dir={quoted(str(sweep_dir))}"]
 
 
 def quote_ckpt_path(args: list[str]) -> list[str]:

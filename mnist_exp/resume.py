@@ -1,4 +1,5 @@
-"""Resume a run: `mnist-exp ckpt_path=last` or `ckpt_path=PATH`, wherever the run's dir is.
+"""Resume a run: `mnist-exp ckpt_path=last` or `ckpt_path=PATH`, wherever the run's dir is; continue a sweep:
+the same command again (`ContinueSweep`, `job_as_it_stands` at the end of this module).
 
 `UseCheckpoint`, a Hydra callback (mnist_exp/conf/hydra/default.yaml) that runs before the config check and
 before any dir is made, resolves `ckpt_path` once (for evaluate too) and composes a resumed run's
@@ -14,8 +15,11 @@ in a new run dir.
 
 from __future__ import annotations
 
+import json
+import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -24,8 +28,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from mnist_exp.checkpoints import Checkpoint, resolve
 from mnist_exp.config import parse_overrides
 from mnist_exp.errors import CheckpointError, ConfigError, Escalated, escalated
-from mnist_exp.record import data_files
-from mnist_exp.rundirs import finished, say_which
+from mnist_exp.record import data_files, now, read_record
+from mnist_exp.rundirs import SWEEP_RECORD, finished, is_running, say_which, sweep_record, write_json_atomically
+
+log = logging.getLogger(__name__)
 
 # Keys a resumed run may set anew: where files go and how the run is watched, not what it computes.
 FREE = ("paths", "logger", "callbacks", "torch_threads", "hydra", "ckpt_path")
@@ -163,3 +169,78 @@ class UseCheckpoint(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if OmegaConf.select(config, "ckpt_path") is not None:
             raise Escalated(ConfigError("ckpt_path resumes one run; it cannot be combined with -m/--multirun"))
+
+
+# A sweep run again into its own dir (the same command) continues it.
+
+
+def task_part(config: DictConfig) -> dict:
+    """What a sweep computes: its config without Hydra's node, as composed (interpolations unresolved)."""
+    return {k: v for k, v in OmegaConf.to_container(config, resolve=False).items() if k != "hydra"}
+
+
+def refuse_another_sweep(before: DictConfig, config: DictConfig, sweep_dir: Path) -> None:
+    """A sweep dir that holds a sweep takes only that sweep again (the same overrides and config)."""
+    theirs, ours = list(before.hydra.overrides.task), list(config.hydra.overrides.task)
+    if theirs == ours and task_part(before) == task_part(config):
+        return
+    only_theirs = [o for o in theirs if o not in ours]
+    only_ours = [o for o in ours if o not in theirs]
+    what = f"{' '.join(only_theirs) or 'none of'}, not {' '.join(only_ours) or 'these overrides'}"
+    if not only_theirs and not only_ours:
+        what = "the same overrides on another config"
+    raise ConfigError(
+        f"hydra.sweep.dir={sweep_dir} holds another sweep ({what}): give another hydra.sweep.dir, "
+        "or run that sweep's own command (its .hydra of any job, or multirun.yaml) to continue it"
+    )
+
+
+class ContinueSweep(Callback):
+    """Run again into its own dir, a sweep continues (each job as `job_as_it_stands` finds it); another sweep
+    into a dir that holds one is refused. sweep.json in the sweep dir lists each start (and end)."""
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        with escalated():
+            sweep_dir = Path(config.hydra.sweep.dir)
+            if (sweep_dir / "multirun.yaml").is_file():
+                refuse_another_sweep(OmegaConf.load(sweep_dir / "multirun.yaml"), config, sweep_dir)
+            record = sweep_record(sweep_dir)
+            start = {"at": now(), "command": [Path(sys.argv[0]).name, *sys.argv[1:]], "ended": None}
+            record["starts"].append(start)
+            write_json_atomically(sweep_dir / SWEEP_RECORD, record)
+            if len(record["starts"]) > 1:
+                log.info("Continuing the sweep in %s (start %d)", sweep_dir, len(record["starts"]))
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        record = sweep_record(sweep_dir)
+        if record["starts"]:
+            record["starts"][-1]["ended"] = now()
+            write_json_atomically(sweep_dir / SWEEP_RECORD, record)
+
+
+def job_as_it_stands(cfg: DictConfig) -> dict | None:
+    """A sweep job whose dir holds an earlier run of it (its sweep is being continued): a job that finished
+    (`ok`, `pruned`) is kept as it is, nothing retrained or written, and its metrics returned; a failed one
+    stays failed (its failure returned; delete its dir to run it again); one stopped before its end resumes
+    from its last.ckpt (cfg.ckpt_path set to it; without one it starts over) and None is returned, as for a
+    job never started."""
+    job_dir = Path(cfg.paths.output_dir)
+    record = read_record(job_dir)
+    if record is None:
+        return None
+    status = record.get("status")
+    if status in ("ok", "pruned") and finished(job_dir):
+        print(f"{job_dir.name}: finished earlier ({status}), kept as it is")  # not logged: its train.log stays
+        return json.loads((job_dir / "metrics.json").read_text())
+    if status == "failed":
+        print(f"{job_dir.name}: failed earlier, kept as failed (delete its dir to run it again)")
+        return {"status": "failed", "error": RuntimeError(record.get("error") or "failed")}
+    if is_running(job_dir):
+        return {"status": "failed", "error": ConfigError(f"{job_dir} is in use by another running process")}
+    last = job_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        with open_dict(cfg):
+            cfg.ckpt_path = str(last)
+        log.info("%s: stopped before its end (%s); resuming from %s", job_dir.name, status, last)
+    return None

@@ -30,6 +30,30 @@ _training_lock: list[FileLock] = []  # this process's training lock, once per bl
 TRAINING_NOW = Path(tempfile.gettempdir()) / f"mnist-exp-{getattr(os, 'getuid', lambda: 'user')()}" / "training"
 
 
+SWEEP_RECORD = "sweep.json"  # in a sweep dir: each start of the sweep (its command, when it started and ended)
+
+
+def sweep_record(sweep_dir: Path) -> dict:
+    """A sweep dir's sweep.json ({"starts": [...]}); an empty one for a sweep made before it was written."""
+    try:
+        record = json.loads((Path(sweep_dir) / SWEEP_RECORD).read_text())
+    except (OSError, ValueError):
+        return {"starts": []}
+    return record if isinstance(record, dict) and isinstance(record.get("starts"), list) else {"starts": []}
+
+
+def newest_interrupted_sweep(log_dir: Path) -> Path:
+    """The newest sweep dir under log_dir/multirun whose last start did not end (killed, stopped, a crash)."""
+    found = []
+    for record_file in Path(log_dir).glob(f"multirun/*/*/{SWEEP_RECORD}"):
+        starts = sweep_record(record_file.parent)["starts"]
+        if starts and starts[-1].get("ended") is None and starts[-1].get("command"):
+            found.append((str(starts[-1].get("at")), record_file.parent))
+    if not found:
+        raise ConfigError(f"hydra.sweep.dir=last: no interrupted sweep under {Path(log_dir) / 'multirun'}")
+    return max(found)[1]
+
+
 def first_free(path: str) -> str:
     """`path`, or else `path-2`, `path-3`, ...: the first name that does not exist yet. Nothing is created
     here (this is the `${unique_dir:PATH}` resolver); ClaimRunDir creates it."""

@@ -19,6 +19,7 @@ from mnist_exp.errors import ConfigError
 from mnist_exp.hardware import describe
 from mnist_exp.hparams import log_experiment
 from mnist_exp.record import RunRecord
+from mnist_exp.resume import job_as_it_stands
 from mnist_exp.rundirs import hold_run_lock, is_ddp_helper_process, record_failure, write_json_atomically
 from mnist_exp.tracking import log_tested_model, log_to_mlflow
 
@@ -237,6 +238,8 @@ def main(cfg: DictConfig) -> dict:
     its pruner stopped has status `pruned`, a sweep job that failed `failed`). Errors are raised: the front
     door (mnist_exp/cli.py) says the expected ones in one line."""
     started = time.perf_counter()
+    if is_multirun() and (kept := job_as_it_stands(cfg)) is not None:  # a continued sweep's finished job
+        return kept
     try:
         metrics = run_training(cfg, started)
     except Exception as error:

@@ -37,6 +37,24 @@ class SignalAtStep(pl.Callback):
         self._maybe_send(trainer, "validation_end")  # runs after the checkpoint callbacks, listed first
 
 
+class SignalGroupInJob(SignalAtStep):
+    """In sweep job `job` alone, signal this process's whole group after step `step`, as `kill -SIG -PGID` would
+    (a run resumed from a checkpoint stays quiet: the continued sweep runs the same command)."""
+
+    def __init__(self, job: int, step: int, signal_name: str = "SIGTERM", when: str = "train_batch"):
+        super().__init__(step, signal_name, when)
+        self.job = job
+
+    def _maybe_send(self, trainer, when: str) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        resumed = trainer.ckpt_path is not None
+        if HydraConfig.get().job.num != self.job or resumed or trainer.sanity_checking:
+            return
+        if trainer.global_step == self.step and self.when == when:
+            os.killpg(os.getpgrp(), self.signum)
+
+
 class PoisonWeightsAtStep(pl.Callback):
     """Fill the first layer's weights with NaN before optimizer step `step`: the next loss is NaN."""
 

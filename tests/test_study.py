@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from mnist_exp import PROJECT_ROOT
 from mnist_exp.study.storage import load_study, masked, open_storage, with_retries
-from mnist_exp.study.sweeper import DUPLICATE_ASKS, StudySweeper, mixed_seed
+from mnist_exp.study.sweeper import BEYOND, DUPLICATE_ASKS, StudySweeper, mixed_seed
 from tests.postgres import postgres_server, require_server_binaries
 
 # A trial of a few batches on the synthetic digits: the sweeps here measure the study, not the model.
@@ -97,29 +97,35 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def ran(trials: list) -> list:
+    """The trials that ran: all but those asked when the study already had n_trials (two workers at once)."""
+    beyond = [t for t in trials if t.user_attrs.get(BEYOND)]
+    assert all(t.state == TrialState.PRUNED for t in beyond)
+    return [t for t in trials if t not in beyond]
+
+
 @pytest.mark.slow
 def test_two_workers_share_one_postgres_study_and_a_rerun_adds_new_points(server, synthetic, tmp_path):
     with_password, plain = server.url(with_password=True), server.url()
-    # worker 1 has the password in its URL, worker 2 gets it from PGPASSWORD (libpq), both start at once
-    first = sweep(synthetic, tmp_path / "w1", with_password, "shared", 3)
-    second = sweep(synthetic, tmp_path / "w2", plain, "shared", 3, env={"PGPASSWORD": server.password})
+    # worker 1 has the password in its URL, worker 2 gets it from PGPASSWORD (libpq), both start at once;
+    # n_trials is the study's total: together they run 6
+    first = sweep(synthetic, tmp_path / "w1", with_password, "shared", 6)
+    second = sweep(synthetic, tmp_path / "w2", plain, "shared", 6, env={"PGPASSWORD": server.password})
     (code1, out1), (code2, out2) = finish(first), finish(second)
     assert code1 == 0, out1[-3000:]
     assert code2 == 0, out2[-3000:]
-    trials = trials_of(with_password, "shared")
+    trials = ran(trials_of(with_password, "shared"))
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
-    assert sorted(t.number for t in trials) == list(range(6))
     assert len({point(t) for t in trials}) == 6
-    for worker in ("w1", "w2"):  # each worker's sweep dir has its own summary of its own 3 trials
-        rows = read_csv(tmp_path / worker / "summary.csv")
-        assert len(rows) == 3 and {r["status"] for r in rows} == {"ok"}
+    rows = [row for w in ("w1", "w2") for row in read_csv(tmp_path / w / "summary.csv")]
+    assert len(rows) == 6 and {r["status"] for r in rows} == {"ok"}  # each worker's dir: its own trials
     numbers = sorted(int(p.name.split("_")[0]) for w in ("w1", "w2") for p in (tmp_path / w).glob("*_*") if p.is_dir())
-    assert numbers == list(range(6))  # job dirs are numbered by trial number, across workers
+    assert numbers == sorted(t.number for t in trials)  # job dirs are numbered by trial number, across workers
 
-    # the same command again: new points, not the first worker's sequence replayed
-    code3, out3 = sweep_here(synthetic, tmp_path / "w3", with_password, "shared", 2)
+    # the study taken on to 8 trials: new points, not the first worker's sequence replayed
+    code3, out3 = sweep_here(synthetic, tmp_path / "w3", with_password, "shared", 8)
     assert code3 == 0, out3[-3000:]
-    trials = trials_of(with_password, "shared")
+    trials = ran(trials_of(with_password, "shared"))
     assert len(trials) == 8 and all(t.state == TrialState.COMPLETE for t in trials)
     assert len({point(t) for t in trials}) == 8
 
@@ -133,8 +139,10 @@ def test_two_workers_share_one_postgres_study_and_a_rerun_adds_new_points(server
     )
     assert summary.returncode == 0, summary.stderr
     rows = read_csv(tmp_path / "study" / "study.csv")
-    assert len(rows) == 8 and len({r["worker"] for r in rows}) == 3 and {r["state"] for r in rows} == {"complete"}
-    assert "8 trials, 3 workers" in summary.stdout and ":***@" in summary.stdout
+    asked = len(trials_of(with_password, "shared"))  # (with any asked beyond n_trials, pruned unrun)
+    complete = [r for r in rows if r["state"] == "complete"]
+    assert len(rows) == asked and len(complete) == 8 and len({r["worker"] for r in complete}) == 3
+    assert f"{asked} trials, 3 workers" in summary.stdout and ":***@" in summary.stdout
 
     # the password: in no log, summary or output; with PGPASSWORD in no file at all
     said = out1 + out2 + out3 + summary.stdout + summary.stderr
@@ -211,11 +219,11 @@ def test_a_killed_worker_leaves_no_trial_running(server, synthetic, tmp_path):
 @pytest.mark.parametrize("file", ["study.db", "study.journal"])
 def test_two_local_sweeps_share_one_sqlite_or_journal_file(synthetic, tmp_path, file):
     storage = f"sqlite:///{tmp_path / file}" if file.endswith(".db") else str(tmp_path / file)
-    workers = [sweep(synthetic, tmp_path / f"w{i}", storage, "local", 2) for i in (1, 2)]
+    workers = [sweep(synthetic, tmp_path / f"w{i}", storage, "local", 4) for i in (1, 2)]
     for code, out in map(finish, workers):
         assert code == 0, out[-3000:]
         assert "database is locked" not in out
-    trials = load_study(storage, "local").get_trials()
+    trials = ran(load_study(storage, "local").get_trials())
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4 and len({point(t) for t in trials}) == 4
 
 

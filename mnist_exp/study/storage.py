@@ -135,14 +135,15 @@ def beats(storage: optuna.storages.BaseStorage | None) -> bool:
     return isinstance(storage, RDBStorage) and bool(storage.get_heartbeat_interval())
 
 
-def fail_stale_trials(study: optuna.Study, url: str) -> None:
-    """Mark FAIL the RUNNING trials whose worker stopped sending heartbeats (it was killed)."""
+def fail_stale_trials(study: optuna.Study, url: str) -> list[int]:
+    """Mark FAIL the RUNNING trials whose worker stopped sending heartbeats (it was killed); their numbers."""
     running = (optuna.trial.TrialState.RUNNING,)
     before = {t.number for t in study.get_trials(deepcopy=False, states=running)}
     with_retries(lambda: optuna.storages.fail_stale_trials(study), "check for stale trials", url)
     after = {t.number for t in study.get_trials(deepcopy=False, states=running)}
     for number in sorted(before - after):
         log.warning("trial %d: its worker stopped (no heartbeat); marked FAIL", number)
+    return sorted(before - after)
 
 
 class Heartbeat:

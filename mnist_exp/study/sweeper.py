@@ -1,9 +1,12 @@
 """The Optuna sweeper (hydra/sweeper=optuna_study, what hparams_search=optuna uses): ask -> launch -> tell
 on Optuna's public API, safe for many workers sharing one study.
 
-- `n_trials` is how many trials this process runs; each batch of `n_jobs` trials goes to Hydra's
-  launcher (basic, joblib, submitit) as jobs numbered by their trial number, so a job finds its trial
-  (mnist_exp/study/pruning.py) and job dirs never collide across workers;
+- `n_trials` is the study's total: a worker asks trials until the study holds that many that ran to an
+  end, so an interrupted search run again (or a second worker) continues it to n_trials, not n_trials more;
+  each batch of `n_jobs` trials goes to Hydra's launcher (basic, joblib, submitit) as jobs numbered by
+  their trial number, so a job finds its trial (mnist_exp/study/pruning.py) and job dirs never collide;
+- a trial left RUNNING by a killed worker (a process of this host that is gone, or one whose heartbeats
+  stopped) is marked FAIL and its parameters are asked again (user attr `retry_of`);
 - a job's value is the run's metrics named by `objectives` (one per direction); a job the pruner
   stopped (status `pruned`) is told PRUNED, a job that failed FAIL;
 - on a database the sampler's seed is mixed with the worker (host, pid) and the study's trial count,
@@ -47,7 +50,29 @@ log = logging.getLogger(__name__)
 DUPLICATE_ASKS = 50  # duplicates in a row before this worker decides the search space is exhausted
 LIVE = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)  # trials whose points are taken
 WORKER = "mnist_exp:worker"
-RUN_DIR = "mnist_exp:run_dir"
+RUN_DIR = "mnist_exp:run_dir"  # set when a trial's job returned: the trial ran to an end (counted in n_trials)
+BEYOND = "beyond_n_trials"  # a trial asked when the study already had n_trials (two workers at once): not run
+
+
+def ran(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a trial ran to an end (completed, pruned or failed in its job): what n_trials counts."""
+    return RUN_DIR in trial.user_attrs and trial.state.is_finished()
+
+
+def gone(worker: str) -> bool:
+    """Whether `worker` (host:pid) was a process of this host that no longer runs."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another host's worker (heartbeats tell), or none recorded
+    if int(pid) == os.getpid():
+        return True  # this process asks no trial before it looks: that was an earlier process with its pid
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's live process
+        return False
+    return False
 
 
 def mixed_seed(seed: int | None, trials_so_far: int) -> int:
@@ -146,7 +171,7 @@ class StudySweeper:
                 f"{[d.name.lower() for d in study.directions]}, not {self.directions}"
             )
         study.set_metric_names(self.objectives)
-        fail_stale_trials(study, self.url)
+        self.ask_again(study, fail_stale_trials(study, self.url) + self.fail_orphans(study))
         so_far = len(study.get_trials(deepcopy=False))
         study.sampler, seed_line = self.make_sampler(so_far)
         log.info(
@@ -160,6 +185,41 @@ class StudySweeper:
         )
         self.storage_opened = storage
         return study
+
+    def fail_orphans(self, study: optuna.Study) -> list[int]:
+        """Mark FAIL the RUNNING trials of a worker on this host that is gone (killed, so it told nothing);
+        storages without heartbeats (the sweep dir's journal) learn it no other way. Their numbers."""
+        orphans = [
+            t.number
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if gone(t.user_attrs.get(WORKER, ""))
+        ]
+        for number in orphans:
+            study.tell(number, state=TrialState.FAIL)
+            log.warning("trial %d: its worker is gone (killed); marked FAIL", number)
+        return orphans
+
+    def ask_again(self, study: optuna.Study, numbers: list[int]) -> None:
+        """Queue the parameters of trials a killed worker left, so the search asks them again."""
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        for number in numbers:
+            study.enqueue_trial(trials[number].params, user_attrs={"retry_of": number})
+            log.info("trial %d: its parameters asked again", number)
+
+    def to_go(self, study: optuna.Study) -> int:
+        """Trials still to ask: n_trials less those that ran to an end and those running now (any worker's)."""
+        trials = study.get_trials(deepcopy=False)
+        return self.n_trials - sum(map(ran, trials)) - sum(t.state == TrialState.RUNNING for t in trials)
+
+    def beyond_n_trials(self, study: optuna.Study, trial: optuna.Trial) -> bool:
+        """Whether the study had n_trials ran or running before `trial` was asked (two workers asking at once):
+        the earlier trial numbers win, so every worker decides alike. Such a trial is told PRUNED, not run."""
+        earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
+        if sum(ran(t) or t.state == TrialState.RUNNING for t in earlier) < self.n_trials:
+            return False
+        trial.set_user_attr(BEYOND, True)
+        study.tell(trial, state=TrialState.PRUNED)
+        return True
 
     def ask_new_point(self, study: optuna.Study, distributions: dict, fixed: list[str]) -> tuple | None:
         """(trial, its overrides) with parameters no finished or running trial has; None if the space seems
@@ -190,8 +250,7 @@ class StudySweeper:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as Hydra's basic sweeper does
         study = self.open_study()
-        to_go = self.n_trials
-        while to_go > 0:
+        while (to_go := self.to_go(study)) > 0:
             asked = [self.ask_new_point(study, distributions, fixed) for _ in range(min(self.n_jobs, to_go))]
             trials = [pair for pair in asked if pair]
             if not trials:
@@ -199,9 +258,11 @@ class StudySweeper:
                     "%d asks in a row gave parameters already tried: the search space is exhausted", DUPLICATE_ASKS
                 )
                 break
+            trials = [pair for pair in trials if not self.beyond_n_trials(study, pair[0])]
+            if not trials:
+                break  # another worker took the last ones
             self.run_trials(study, trials)
-            to_go -= len(trials)
-            fail_stale_trials(study, self.url)
+            self.ask_again(study, fail_stale_trials(study, self.url))
         self.save_results(study)
 
     def run_trials(self, study: optuna.Study, trials: list[tuple]) -> None:

@@ -40,7 +40,7 @@ from hydra.experimental.callback import Callback
 
 from mnist_exp.config import parse_overrides
 from mnist_exp.errors import ConfigError, Escalated, FailedItemsError
-from mnist_exp.rundirs import write_atomically, write_text_atomically
+from mnist_exp.rundirs import sweep_record, write_atomically, write_text_atomically
 from mnist_exp.summarize.groups import GROUP_COLUMNS, compare, comparison_lines, group_of, group_rows, seed_of
 from mnist_exp.summarize.where import budget_of, conditions, config_of, matches, parsed
 
@@ -319,9 +319,11 @@ def summarize(sweep_dir: str | Path) -> list[dict]:
     write_text_atomically(sweep_dir / "summary.md", to_markdown(rows, COLUMNS + FILE_ONLY))
     plot(rows, sweep_dir / "summary.png")
     fixed = " ".join(shared_overrides(rows)) if len(rows) > 1 else ""
+    continued = len(sweep_record(sweep_dir)["starts"]) - 1  # runs of the same command that continued it
+    times = f"; continued {continued} time{'s' if continued > 1 else ''}" if continued > 0 else ""
     print_table(
         with_differs(rows),
-        f"sweep {sweep_dir} ({len(rows)} jobs{'; all with ' + fixed if fixed else ''})",
+        f"sweep {sweep_dir} ({len(rows)} jobs{times}{'; all with ' + fixed if fixed else ''})",
         PRINTED_COLUMNS,
     )
     write_groups(rows, sweep_dir)
