@@ -24,6 +24,7 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from mnist_exp.errors import StudyError
+from mnist_exp.study import RUN_DIR
 
 log = logging.getLogger(__name__)
 
@@ -136,14 +137,17 @@ def beats(storage: optuna.storages.BaseStorage | None) -> bool:
 
 
 def fail_stale_trials(study: optuna.Study, url: str) -> list[int]:
-    """Mark FAIL the RUNNING trials whose worker stopped sending heartbeats (it was killed); their numbers."""
+    """Mark FAIL the RUNNING trials whose worker stopped sending heartbeats (it was killed); their numbers.
+    (Not those another worker finished meanwhile, nor one it told FAIL: their jobs returned, RUN_DIR says.)"""
     running = (optuna.trial.TrialState.RUNNING,)
     before = {t.number for t in study.get_trials(deepcopy=False, states=running)}
     with_retries(lambda: optuna.storages.fail_stale_trials(study), "check for stale trials", url)
-    after = {t.number for t in study.get_trials(deepcopy=False, states=running)}
-    for number in sorted(before - after):
+    failed = (optuna.trial.TrialState.FAIL,)
+    trials = study.get_trials(deepcopy=False, states=failed)
+    stale = [t.number for t in trials if t.number in before and RUN_DIR not in t.user_attrs]
+    for number in stale:
         log.warning("trial %d: its worker stopped (no heartbeat); marked FAIL", number)
-    return sorted(before - after)
+    return stale
 
 
 class Heartbeat:

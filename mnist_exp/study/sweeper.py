@@ -32,7 +32,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
 
 from mnist_exp.errors import ConfigError
-from mnist_exp.study import NO_PRUNER
+from mnist_exp.study import NO_PRUNER, RUN_DIR
 from mnist_exp.study.report import best_lines, results
 from mnist_exp.study.space import search_space, trial_overrides
 from mnist_exp.study.storage import (
@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 DUPLICATE_ASKS = 50  # duplicates in a row before this worker decides the search space is exhausted
 LIVE = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)  # trials whose points are taken
 WORKER = "mnist_exp:worker"
-RUN_DIR = "mnist_exp:run_dir"  # set when a trial's job returned: the trial ran to an end (counted in n_trials)
 BEYOND = "beyond_n_trials"  # a trial asked when the study already had n_trials (two workers at once): not run
 
 
