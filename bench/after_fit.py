@@ -26,13 +26,13 @@ sys.path.insert(0, str(ROOT))
 
 PIECES = {  # (module, attribute): what the row says
     ("pytorch_lightning", "Trainer.test"): "final test, in all (the pieces below are inside it)",
-    ("mnist_exp.report", "integrated_gradients"): "Integrated Gradients maps of the shown mistakes",
-    ("mnist_exp.report", "reliability_figure"): "reliability figure (drawn)",
-    ("mnist_exp.report", "confusion_figure"): "confusion matrix figure (drawn)",
-    ("mnist_exp.report", "mistakes_figure"): "mistakes figure (drawn)",
-    ("mnist_exp.report", "publish"): "the three figures encoded, written, logged",
-    ("mnist_exp.report", "print_report"): "per-class and confusion tables printed",
-    ("mnist_exp.insight", "add_embedding"): "projector embedding of the 10,000 test digits",
+    ("mnist_exp.analysis.report", "integrated_gradients"): "Integrated Gradients maps of the shown mistakes",
+    ("mnist_exp.analysis.report", "reliability_figure"): "reliability figure (drawn)",
+    ("mnist_exp.analysis.report", "confusion_figure"): "confusion matrix figure (drawn)",
+    ("mnist_exp.analysis.report", "mistakes_figure"): "mistakes figure (drawn)",
+    ("mnist_exp.analysis.report", "publish"): "the three figures encoded, written, logged",
+    ("mnist_exp.analysis.report", "print_report"): "per-class and confusion tables printed",
+    ("mnist_exp.analysis.insight", "add_embedding"): "projector embedding of the 10,000 test digits",
     ("mnist_exp.train", "log_experiment"): "TensorBoard HParams entry",
     ("mnist_exp.train", "print_summary"): "summary printed",
 }

@@ -7,7 +7,7 @@ digits from outside MNIST.
 
 The outside digits are the 1,797 8x8 digits that scikit-learn ships (UCI's "Optical Recognition of
 Handwritten Digits", written by 43 people, 1998), scaled up and centred the way MNIST's were
-(mnist_exp/images.py: a 20x20 box in a 28x28 frame, by centre of mass). Each seed trains both recipes
+(mnist_exp/data/images.py: a 20x20 box in a 28x28 frame, by centre of mass). Each seed trains both recipes
 (`trainer=cpu`, the machine to itself), then tests each checkpoint. Prints mean +- std over seeds and
 names the hardware. Both recipes run with calibrate=true, so the table also shows the test ECE before and
 after temperature scaling.
@@ -42,7 +42,7 @@ def outside_digits() -> tuple[torch.Tensor, torch.Tensor]:
     import torch
     from sklearn.datasets import load_digits
 
-    from mnist_exp.images import to_mnist_digit
+    from mnist_exp.data.images import to_mnist_digit
 
     digits = load_digits()
     images = [to_mnist_digit((image * (255 / 16)).astype(np.uint8)) for image in digits.images]
@@ -68,8 +68,8 @@ def train(recipe: str, seed: int, out: Path) -> Path:
 
 
 def measure(run_dir: Path, outside: tuple[torch.Tensor, torch.Tensor]) -> dict:
-    from mnist_exp.inference import load_classifier
-    from mnist_exp.robustness import robustness
+    from mnist_exp.analysis.robustness import robustness
+    from mnist_exp.models.inference import load_classifier
 
     calibration = json.loads((run_dir / "test_report.json").read_text())["calibration"]
     module = load_classifier(Path(json.loads((run_dir / "metrics.json").read_text())["checkpoint"]))

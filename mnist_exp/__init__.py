@@ -1,6 +1,10 @@
 """mnist-exp: config-driven CNN experiments on MNIST-like handwritten digits."""
 
+import importlib
+import importlib.abc
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -19,3 +23,38 @@ def data_home() -> Path:
     if PROJECT_ROOT is not None:
         return PROJECT_ROOT / "data"
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "mnist-exp"
+
+
+# Modules that moved into the layer folders (docs/architecture.md). Run configs saved before the move name
+# them by their old names (`_target_: mnist_exp.callbacks.EpochLog`): a resume or reproduce of such a run
+# imports them by those names, which this finder maps to the new modules.
+MOVED = {
+    **{f"mnist_exp.{name}": f"mnist_exp.lifecycle.{name}" for name in ("checks", "resume")},
+    **{f"mnist_exp.{name}": f"mnist_exp.training.{name}" for name in ("build", "callbacks", "calibration")},
+    **{
+        f"mnist_exp.{name}": f"mnist_exp.analysis.{name}"
+        for name in ("report", "insight", "attributions", "robustness", "figures", "plots")
+    },
+    **{
+        f"mnist_exp.{name}": f"mnist_exp.records.{name}"
+        for name in ("rundirs", "record", "checkpoints", "hparams", "tracking", "logs")
+    },
+    "mnist_exp.inference": "mnist_exp.models.inference",
+    "mnist_exp.images": "mnist_exp.data.images",
+}
+
+
+class OldNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports a moved module by its old name: the module itself, under both names."""
+
+    def find_spec(self, name, path=None, target=None):
+        return importlib.util.spec_from_loader(name, self) if name in MOVED else None
+
+    def create_module(self, spec):
+        return importlib.import_module(MOVED[spec.name])
+
+    def exec_module(self, module) -> None:
+        pass  # imported already, under its new name
+
+
+sys.meta_path.append(OldNames())

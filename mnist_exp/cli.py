@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_exp import CONFIG_DIR
+from mnist_exp.config import parse_overrides
 from mnist_exp.errors import EXPECTED_ERRORS, ConfigError, Escalated, MissingKeysError
+from mnist_exp.records.rundirs import newest_interrupted_sweep, sweep_record
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,6 @@ def composition_line(error: Exception, args: list[str], command: Command) -> str
         return (
             f"{group}: no such config group in {command.invoked_as()}; its keys are in: {command.invoked_as()} --help"
         )
-    from mnist_exp.config import parse_overrides
 
     overrides = parse_overrides(a for a in args if not a.startswith("-"))
     fine: list[str] = []
@@ -248,10 +249,9 @@ def quoted(value: str) -> str:
 
 def continue_last_sweep(args: list[str]) -> list[str]:
     """`hydra.sweep.dir=last`: the command of the newest interrupted sweep (under `paths.log_dir`, given or the
-    default outputs/), into its own dir, which continues it (mnist_exp/resume.py); other args as they are."""
+    default outputs/), into its own dir, which continues it (mnist_exp/lifecycle/resume.py); other args as they are."""
     if "hydra.sweep.dir=last" not in args:
         return args
-    from mnist_exp.rundirs import newest_interrupted_sweep, sweep_record
 
     given = [arg.partition("=")[2] for arg in args if arg.startswith("paths.log_dir=")]
     sweep_dir = newest_interrupted_sweep(Path(given[-1] if given else "outputs").resolve())

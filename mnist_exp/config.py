@@ -16,8 +16,8 @@ from omegaconf import OmegaConf
 
 from mnist_exp import CONFIG_DIR, PROJECT_ROOT, data_home
 from mnist_exp.errors import escalated
-from mnist_exp.logs import quiet_library_warnings, through_the_runs_handlers
-from mnist_exp.rundirs import first_free
+from mnist_exp.records.logs import quiet_library_warnings, through_the_runs_handlers
+from mnist_exp.records.rundirs import first_free
 
 
 def register_resolvers() -> None:

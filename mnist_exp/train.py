@@ -11,17 +11,17 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from mnist_exp.build import Run, build_run
-from mnist_exp.checkpoints import Checkpoint, resolve
-from mnist_exp.checks import check_config
 from mnist_exp.config import command, is_multirun
 from mnist_exp.errors import ConfigError
 from mnist_exp.hardware import describe
-from mnist_exp.hparams import log_experiment
-from mnist_exp.record import RunRecord
-from mnist_exp.resume import job_as_it_stands
-from mnist_exp.rundirs import hold_run_lock, is_ddp_helper_process, record_failure, write_json_atomically
-from mnist_exp.tracking import log_tested_model, log_to_mlflow
+from mnist_exp.lifecycle.checks import check_config
+from mnist_exp.lifecycle.resume import job_as_it_stands
+from mnist_exp.records.checkpoints import Checkpoint, resolve
+from mnist_exp.records.hparams import log_experiment
+from mnist_exp.records.record import RunRecord
+from mnist_exp.records.rundirs import hold_run_lock, is_ddp_helper_process, record_failure, write_json_atomically
+from mnist_exp.records.tracking import log_tested_model, log_to_mlflow
+from mnist_exp.training.build import Run, build_run
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def fit(run: Run, checkpoint: Checkpoint | None) -> None:
 
 
 def callback_results(callbacks: list) -> dict:
-    """What the run's callbacks report (those with a `results()` method: mnist_exp/callbacks.py)."""
+    """What the run's callbacks report (those with a `results()` method: mnist_exp/training/callbacks.py)."""
     results: dict = {}
     for callback in callbacks:
         if hasattr(callback, "results"):
@@ -169,7 +169,7 @@ def callback_results(callbacks: list) -> dict:
 def final_test(run: Run, cfg: DictConfig) -> dict:
     """Test the checkpoint `test_checkpoint` names (the best by validation accuracy, or the weights as
     trained), temperature-scaled first with calibrate=true; a trial its pruner stopped is not worth one."""
-    from mnist_exp.calibration import calibrate
+    from mnist_exp.training.calibration import calibrate
 
     metrics = {"status": "ok", **callback_results(run.callbacks)}
     best = run.trainer.checkpoint_callback.best_model_path if run.trainer.checkpoint_callback else ""

@@ -350,7 +350,7 @@ def hostile_corpus(folder: Path) -> dict[str, str]:
 
 HOLD_LOCK = """
 import sys
-from mnist_exp.rundirs import hold_run_lock
+from mnist_exp.records.rundirs import hold_run_lock
 with hold_run_lock(sys.argv[1]):
     print("held", flush=True)
     sys.stdin.read()

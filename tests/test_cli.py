@@ -11,7 +11,7 @@ import torch
 import torchvision
 
 from mnist_exp import PROJECT_ROOT
-from mnist_exp.checkpoints import read_checkpoint
+from mnist_exp.records.checkpoints import read_checkpoint
 from tests.helpers import TINY_RUN, load_events, run_cli
 
 METRIC_KEYS = {"test/acc", "test/loss", "val/acc_best", "epochs", "fit_seconds", "checkpoint"}

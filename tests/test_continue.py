@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mnist_exp import PROJECT_ROOT
-from mnist_exp.record import read_record
+from mnist_exp.records.record import read_record
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow

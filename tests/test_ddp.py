@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mnist_exp.checkpoints import read_checkpoint
+from mnist_exp.records.checkpoints import read_checkpoint
 from tests.helpers import run_cli, run_process, write_synthetic
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from mnist_exp import PROJECT_ROOT
-from mnist_exp.checkpoints import read_checkpoint
+from mnist_exp.records.checkpoints import read_checkpoint
 from tests.helpers import FLIPPED_LABELS, flip_labels, run_cli, run_process, synthetic_digits, write_synthetic
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mnist_exp.checkpoints import read_checkpoint
+from mnist_exp.records.checkpoints import read_checkpoint
 from tests.helpers import Payload, hostile_corpus, run_cli, stroke
 
 pytestmark = pytest.mark.slow

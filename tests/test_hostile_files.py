@@ -13,13 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
-from mnist_exp.checkpoints import CheckpointError, check_targets, read_checkpoint
 from mnist_exp.data import sources
+from mnist_exp.data.images import ImageError, load_digit
 from mnist_exp.data.sources import DatasetUnavailableError, LocalDirectory, ensure_files
 from mnist_exp.errors import ConfigError
-from mnist_exp.images import ImageError, load_digit
 from mnist_exp.predict import expand_inputs
-from mnist_exp.rundirs import find_checkpoint, hold_run_lock, write_json_atomically
+from mnist_exp.records.checkpoints import CheckpointError, check_targets, read_checkpoint
+from mnist_exp.records.rundirs import find_checkpoint, hold_run_lock, write_json_atomically
 from tests.helpers import HOLD_LOCK, Payload, hostile_corpus, stroke
 
 
@@ -195,7 +195,7 @@ def test_atomic_json_writes_leave_no_temp_files(tmp_path):
 def test_an_atomic_write_gets_the_mode_of_the_files_beside_it(tmp_path):
     """metrics.json, evaluation.json, exports: a private temp file renamed into place, then given the mode any
     new file of the run dir has (a colleague who can read the run dir can read these too)."""
-    from mnist_exp.rundirs import write_atomically
+    from mnist_exp.records.rundirs import write_atomically
 
     (tmp_path / "beside.txt").write_text("x")
     write_json_atomically(tmp_path / "metrics.json", {"a": 1})

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_exp.images import ImageError, load_digit, to_mnist_digit
+from mnist_exp.data.images import ImageError, load_digit, to_mnist_digit
 from tests.helpers import stroke
 
 

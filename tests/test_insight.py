@@ -13,13 +13,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from mnist_exp.attributions import integrated_gradients
-from mnist_exp.calibration import expected_calibration_error, fit_temperature, reliability_bins
+from mnist_exp.analysis.attributions import integrated_gradients
+from mnist_exp.analysis.figures import confusion_figure
+from mnist_exp.analysis.insight import add_embedding
+from mnist_exp.analysis.robustness import CORRUPTIONS, SEVERITIES, corrupt
 from mnist_exp.data.idx import read_idx
 from mnist_exp.data.transforms import BatchTransform
-from mnist_exp.figures import confusion_figure
-from mnist_exp.insight import add_embedding
-from mnist_exp.robustness import CORRUPTIONS, SEVERITIES, corrupt
+from mnist_exp.training.calibration import expected_calibration_error, fit_temperature, reliability_bins
 from tests.helpers import FILES, load_events, run_cli, synthetic_digits
 
 
@@ -92,7 +92,7 @@ def test_the_confusion_matrix_colours_errors_on_their_own_scale():
     matrix[4, 9], matrix[7, 2] = 3, 30
     cell = 34
     pixels = np.asarray(confusion_figure(matrix, cell=cell))
-    top, left = 34, 52  # the figure's margins (mnist_exp/figures.py)
+    top, left = 34, 52  # the figure's margins (mnist_exp/analysis/figures.py)
 
     def colour(row: int, column: int) -> tuple:  # a cell's corner, away from its label
         return tuple(int(v) for v in pixels[top + row * cell + 2, left + column * cell + 2])
@@ -154,8 +154,8 @@ def test_the_projector_gets_features_as_bytes_or_as_text_when_bytes_would_read_a
 
 @pytest.mark.slow
 def test_calibrate_fits_a_temperature_that_predict_and_export_use(synthetic, tmp_path):
-    from mnist_exp.checkpoints import resolve
-    from mnist_exp.inference import RawImageClassifier, load_classifier
+    from mnist_exp.models.inference import RawImageClassifier, load_classifier
+    from mnist_exp.records.checkpoints import resolve
 
     run_dir = tmp_path / "run"
     result = run_cli(
@@ -235,7 +235,7 @@ def test_predict_writes_an_attribution_map_for_each_file(synthetic_run, tmp_path
 
 @pytest.mark.slow
 def test_a_model_trained_with_the_robust_augmentation_loads_for_evaluate_predict_and_export(synthetic, tmp_path):
-    from mnist_exp.inference import load_classifier
+    from mnist_exp.models.inference import load_classifier
 
     run_dir = tmp_path / "run"
     result = run_cli(

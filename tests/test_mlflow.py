@@ -54,7 +54,7 @@ def assert_the_logged_model_is_the_tested_one(tracking_uri: str, run_id: str, ru
     import numpy as np
     import torch
 
-    from mnist_exp.inference import load_classifier
+    from mnist_exp.models.inference import load_classifier
 
     (uri,) = run_metrics["mlflow_models"]
     mlflow.set_tracking_uri(tracking_uri)

@@ -5,8 +5,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from mnist_exp.checkpoints import read_checkpoint
 from mnist_exp.models import CNN, DigitClassifier
+from mnist_exp.records.checkpoints import read_checkpoint
 
 
 def make(**kwargs) -> DigitClassifier:
@@ -50,7 +50,7 @@ def test_two_convs_per_block_stack_convs_before_each_pool():
 
 def test_a_checkpoint_without_metric_states_still_loads(tmp_path):
     """Checkpoints written before metric states were saved (or trimmed by hand) load with fresh ones."""
-    from mnist_exp.inference import load_classifier
+    from mnist_exp.models.inference import load_classifier
 
     module = DigitClassifier(CNN(), partial(torch.optim.Adam, lr=1e-3), net_config={"_target_": "mnist_exp.models.CNN"})
     trainer = pl.Trainer(

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from mnist_exp.checkpoints import read_checkpoint
+from mnist_exp.records.checkpoints import read_checkpoint
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,8 @@ import pytest
 import torch
 import yaml
 
-from mnist_exp.checkpoints import read_checkpoint
-from mnist_exp.rundirs import claim_dir, find_checkpoint
+from mnist_exp.records.checkpoints import read_checkpoint
+from mnist_exp.records.rundirs import claim_dir, find_checkpoint
 from tests.helpers import (
     TINY_RUN,
     SyntheticData,

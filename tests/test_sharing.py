@@ -1,4 +1,4 @@
-"""Runs on one machine share its cores (mnist_exp/callbacks.py ShareTheCPU): a run counts the processes
+"""Runs on one machine share its cores (mnist_exp/training/callbacks.py ShareTheCPU): a run counts the processes
 training now, real processes holding real locks, and splits the cores with them."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import sys
 import pytest
 import torch
 
-from mnist_exp import rundirs
-from mnist_exp.callbacks import ShareTheCPU
+from mnist_exp.records import rundirs
+from mnist_exp.training.callbacks import ShareTheCPU
 from tests.helpers import TINY_RUN, run_cli
 from tests.servers import stop_process
 
 HOLD = """
 import sys, time
-from mnist_exp import rundirs
+from mnist_exp.records import rundirs
 rundirs.TRAINING_NOW = __import__("pathlib").Path(sys.argv[1])
 with rundirs.counted_as_training():
     print("training", flush=True)
@@ -47,7 +47,7 @@ def test_a_run_splits_the_cores_with_the_runs_training_now_and_takes_them_back(t
     share = ShareTheCPU(every=10)
     other = another_run(training_now)
     try:
-        with caplog.at_level(logging.INFO, logger="mnist_exp.callbacks"):
+        with caplog.at_level(logging.INFO, logger="mnist_exp.training.callbacks"):
             share.setup(None, None, "fit")
             assert rundirs.processes_training() == 2  # the other and this one
             assert torch.get_num_threads() == max(1, cores // 2)

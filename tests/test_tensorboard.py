@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_exp.hparams import experiment_params
+from mnist_exp.records.hparams import experiment_params
 from tests.helpers import compose, run_cli
 from tests.servers import http_server
 
@@ -177,7 +177,7 @@ def test_a_browser_sees_the_projector_filters_feature_maps_and_attributions(synt
 
 def test_hparams_shows_the_optimizer_and_the_runs_name_by_default():
     """TensorBoard shows five columns until asked for more: an SGD run and an Adam run must not read alike."""
-    from mnist_exp.hparams import SHOWN_BY_TENSORBOARD, shown_columns
+    from mnist_exp.records.hparams import SHOWN_BY_TENSORBOARD, shown_columns
 
     cfg = compose([])
     default = experiment_params(cfg, {"optimizer": "sgd", "model": "cnn"}, [], "32-true")
@@ -191,7 +191,7 @@ def test_hparams_shows_the_optimizer_and_the_runs_name_by_default():
 
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-    from mnist_exp.hparams import hparams_summaries
+    from mnist_exp.records.hparams import hparams_summaries
 
     experiment, _, _ = hparams_summaries(default, {"optimizer", "seed"})
     infos = HParamsPluginData.FromString(experiment.value[0].metadata.plugin_data.content).experiment.hparam_infos
@@ -202,7 +202,7 @@ def test_hparams_shows_whole_numbers_as_written():
     """TensorBoard shows a number as a double (16.000): channels, batch sizes and seeds go as text."""
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-    from mnist_exp.hparams import hparams_summaries
+    from mnist_exp.records.hparams import hparams_summaries
 
     _, start, _ = hparams_summaries({"model.channels": 16, "optimizer.lr": 0.003, "model.batch_norm": True}, set())
     values = HParamsPluginData.FromString(start.value[0].metadata.plugin_data.content).session_start_info.hparams

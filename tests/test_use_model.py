@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from mnist_exp import PROJECT_ROOT
 from mnist_exp.data.idx import read_idx
-from mnist_exp.inference import CheckpointError, load_classifier
+from mnist_exp.models.inference import CheckpointError, load_classifier
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 
 from mnist_exp import cli
-from mnist_exp.checks import ConfigError, check_config
+from mnist_exp.lifecycle.checks import ConfigError, check_config
 from tests.helpers import compose, run_cli
 
 # (overrides, what the one-line error must say)
@@ -112,8 +112,8 @@ def test_the_builder_builds_everything_a_run_needs_reading_nothing_and_making_no
     """build.build_run, which training and the pre-run check share: every object, the schedule tried."""
     from pytorch_lightning import Trainer
 
-    from mnist_exp.build import build_run
     from mnist_exp.models import DigitClassifier
+    from mnist_exp.training.build import build_run
 
     run_dir = tmp_path / "run"
     cfg = compose([f"paths.data_dir={tmp_path / 'data'}"], run_dir=str(run_dir))

@@ -2,7 +2,7 @@
 
 Writes evaluation.json (accuracy, loss, per-class precision/recall/F1, confusion matrix, calibration),
 confusion_matrix.png, mistakes.png, reliability.png and TensorBoard figures into its run dir, and prints
-them. `robustness=true` also tests the test set under generated corruptions (mnist_exp/robustness.py).
+them. `robustness=true` also tests the test set under generated corruptions (mnist_exp/analysis/robustness.py).
 The checkpoint was resolved (and `last` pinned to a file) before the run dir was made
 (resume.UseCheckpoint); the model is rebuilt from the checkpoint's own saved hyperparameters.
 """
@@ -14,18 +14,18 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from mnist_exp.checkpoints import resolve
 from mnist_exp.config import command
-from mnist_exp.rundirs import write_json_atomically
+from mnist_exp.models import DigitClassifier
+from mnist_exp.records.checkpoints import resolve
+from mnist_exp.records.rundirs import write_json_atomically
+from mnist_exp.training.build import built, trainer_from
 
 
 def evaluate(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
     import torch
 
-    from mnist_exp.build import built, trainer_from
-    from mnist_exp.models import DigitClassifier
-    from mnist_exp.report import TestReport
+    from mnist_exp.analysis.report import TestReport
 
     pl.seed_everything(cfg.seed)
     if cfg.get("torch_threads"):
@@ -58,13 +58,13 @@ def evaluate(cfg: DictConfig) -> dict:
 
 
 def test_robustness(trainer, module, datamodule, loggers, run_dir: Path, seed: int) -> dict:
-    """The test set under every corruption and severity (mnist_exp/robustness.py): robustness.json and the
+    """The test set under every corruption and severity (mnist_exp/analysis/robustness.py): robustness.json and the
     figures in the run dir, scalars and figures in TensorBoard. In the precision the test ran in (the
     trainer's autocast), so that `clean` is the test accuracy."""
     import logging
 
-    from mnist_exp.figures import publish, tensorboard_writers
-    from mnist_exp.robustness import CORRUPTIONS, examples_figure, robustness, robustness_figure
+    from mnist_exp.analysis.figures import publish, tensorboard_writers
+    from mnist_exp.analysis.robustness import CORRUPTIONS, examples_figure, robustness, robustness_figure
 
     log = logging.getLogger(__name__)
     log.info("Robustness: the test set under %d corruptions x 5 severities", len(CORRUPTIONS))

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from mnist_exp.checks import check_required
 from mnist_exp.config import command
 from mnist_exp.errors import ConfigError
-from mnist_exp.rundirs import say_which, write_atomically
+from mnist_exp.lifecycle.checks import check_required
+from mnist_exp.models import DigitClassifier
+from mnist_exp.records.checkpoints import resolve
+from mnist_exp.records.rundirs import say_which, write_atomically
 
 if TYPE_CHECKING:
     from torch import nn
@@ -30,9 +32,7 @@ RETIRED = {"torchscript": "TorchScript is deprecated in PyTorch; format=pt2 writ
 
 def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 18, log_dir: str = "outputs") -> tuple:
     """Write the model; returns (the file, the [C, H, W] it takes, its number of classes)."""
-    from mnist_exp.checkpoints import resolve
-    from mnist_exp.inference import standalone
-    from mnist_exp.models import DigitClassifier
+    from mnist_exp.models.inference import standalone
 
     if fmt in RETIRED:
         raise ConfigError(f"format={fmt}: {RETIRED[fmt]}")

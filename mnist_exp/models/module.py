@@ -13,7 +13,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from mnist_exp.data.transforms import BatchTransform
-from mnist_exp.errors import is_int, is_number, require
+from mnist_exp.errors import CheckpointError, is_int, is_number, require
 from mnist_exp.models.schedules import make_scheduler
 from mnist_exp.models.shapes import MNIST_INPUT_SHAPE
 
@@ -96,8 +96,8 @@ class DigitClassifier(pl.LightningModule):
             setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes, average="micro", validate_args=False))
             setattr(self, f"{stage}_loss", MeanMetric())
         self.val_acc_best = MaxMetric()
-        self.provenance: dict | None = None  # set by training (mnist_exp/record.py), saved in checkpoints
-        # Temperature scaling (mnist_exp/calibration.py; calibrate=true fits it): predict_proba and export
+        self.provenance: dict | None = None  # set by training (mnist_exp/records/record.py), saved in checkpoints
+        # Temperature scaling (mnist_exp/training/calibration.py; calibrate=true fits it): predict_proba and export
         # divide the logits by it. Saved in checkpoints as `calibration`.
         self.temperature = 1.0
         # Metric states go into checkpoints, so a resumed run continues a half-done epoch's
@@ -182,7 +182,7 @@ class DigitClassifier(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["rng_states"] = collect_rng_states()
-        if self.provenance:  # where the run came from (mnist_exp/record.py): plain data
+        if self.provenance:  # where the run came from (mnist_exp/records/record.py): plain data
             checkpoint["provenance"] = self.provenance
         checkpoint["calibration"] = {"temperature": self.temperature}
 
@@ -204,8 +204,6 @@ class DigitClassifier(pl.LightningModule):
         """The trained classifier from a checkpoint (a checkpoints.Checkpoint, read and checked once): its
         network from the model config saved inside, every other argument from its saved hyperparameters."""
         from hydra.utils import instantiate
-
-        from mnist_exp.errors import CheckpointError
 
         hparams = dict(checkpoint.hparams)
         try:

@@ -3,12 +3,12 @@
   python -m mnist_exp.predict ckpt_path=PATH inputs=FILE|DIR|GLOB [top_k=3] [output=FILE] [attributions=DIR]
   (--top-k N is accepted for top_k=N)
 
-Each image is made to look like an MNIST digit (mnist_exp/images.py) and normalized as in
+Each image is made to look like an MNIST digit (mnist_exp/data/images.py) and normalized as in
 training. One JSON line per file goes to stdout (and to `output`): the file, the predicted
 digit, its probability, the top-k and all ten probabilities, or the error for a file that is
 missing, empty or not an image. A table goes to stderr. Exit code 1 if any file failed. With
 `attributions=DIR`, each file also gets DIR/NUMBER_NAME.png: the digit as the model saw it and why
-(Integrated Gradients towards the predicted digit and the runner-up; mnist_exp/attributions.py).
+(Integrated Gradients towards the predicted digit and the runner-up; mnist_exp/analysis/attributions.py).
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig
 from rich.markup import escape
 
-from mnist_exp.checks import check_required
 from mnist_exp.config import command
+from mnist_exp.data.images import IMAGE_SUFFIXES, ImageError, load_digit, shown_path
 from mnist_exp.errors import ConfigError, FailedItemsError
-from mnist_exp.images import IMAGE_SUFFIXES, ImageError, load_digit, shown_path
+from mnist_exp.lifecycle.checks import check_required
+from mnist_exp.models import DigitClassifier
 from mnist_exp.models.shapes import MNIST_INPUT_SHAPE
+from mnist_exp.records.checkpoints import resolve
+from mnist_exp.records.rundirs import find_checkpoint, say_which
 
 
 def expand_inputs(inputs) -> list[Path]:
@@ -71,11 +74,11 @@ def glob_files(pattern: Path) -> list[Path]:
 
 def write_attributions(module, digits, probabilities, names: list[str], out_dir: Path) -> list[str]:
     """For each digit, one PNG: the digit as the model sees it, then its Integrated Gradients maps for the
-    predicted digit and for the runner-up (mnist_exp/attributions.py: red for, blue against)."""
+    predicted digit and for the runner-up (mnist_exp/analysis/attributions.py: red for, blue against)."""
     import torch
     from torchvision.utils import save_image
 
-    from mnist_exp.attributions import as_rgb, integrated_gradients
+    from mnist_exp.analysis.attributions import as_rgb, integrated_gradients
 
     inputs = module.transform(digits.to(module.device))
     first, second = probabilities.topk(2, dim=1).indices.unbind(dim=1)
@@ -183,8 +186,6 @@ def progress_bar(total: int) -> Iterator[Callable[[int], None]]:
 def predict(cfg: DictConfig) -> int:
     """Stream the results (stdout, and `output`); return how many files failed. Everything that needs
     no model is checked before the model loads."""
-    from mnist_exp.checkpoints import resolve
-    from mnist_exp.rundirs import find_checkpoint, say_which
 
     check_required(cfg)
     if not isinstance(cfg.top_k, int) or cfg.top_k < 1:
@@ -212,7 +213,6 @@ def predict(cfg: DictConfig) -> int:
             f"ckpt_path={checkpoint.path}: its model takes {input_shape} images; predict makes "
             "MNIST-style 1 x 28 x 28 digits from image files (export the model to feed it your own)"
         )
-    from mnist_exp.models import DigitClassifier
 
     module = DigitClassifier.from_checkpoint(checkpoint).to(cfg.device)
     shown, failed = [], 0

@@ -17,8 +17,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mnist_exp.config import command
 from mnist_exp.errors import FailedItemsError
-from mnist_exp.record import finished_run, read_record
-from mnist_exp.rundirs import write_atomically
+from mnist_exp.records.record import finished_run, read_record
+from mnist_exp.records.rundirs import write_atomically
 
 COMPARED = ("test/acc", "test/loss", "val/acc_best", "epochs")
 ACCURACIES = ("test/acc", "val/acc_best")

@@ -40,7 +40,8 @@ from hydra.experimental.callback import Callback
 
 from mnist_exp.config import parse_overrides
 from mnist_exp.errors import ConfigError, Escalated, FailedItemsError
-from mnist_exp.rundirs import sweep_record, write_atomically, write_text_atomically
+from mnist_exp.records.record import read_record
+from mnist_exp.records.rundirs import is_running, sweep_record, write_atomically, write_text_atomically
 from mnist_exp.summarize.groups import GROUP_COLUMNS, compare, comparison_lines, group_of, group_rows, seed_of
 from mnist_exp.summarize.where import budget_of, conditions, config_of, matches, parsed
 
@@ -63,8 +64,6 @@ def job_number(job_dir: Path) -> int:
 def status_of(run_dir: Path) -> tuple[str, dict]:
     """(status, metrics): ok, failed: ..., running, stopped or stopped, resumable. From the run's record
     (run.json); for runs made before records, from metrics.json and failure.json."""
-    from mnist_exp.record import read_record
-    from mnist_exp.rundirs import is_running
 
     record = read_record(run_dir)
     if record is not None:
@@ -227,7 +226,7 @@ def swept_parameters(rows: list[dict]) -> dict[str, list[str]]:
 def plot(rows: list[dict], path: Path) -> None:
     """The metric against each swept key (seed aside): each point a value's mean over the runs that share it,
     with an error bar of their standard deviation (the seeds' spread) where there are several."""
-    from mnist_exp.plots import pyplot
+    from mnist_exp.analysis.plots import pyplot
 
     plt = pyplot()
 

@@ -7,16 +7,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mnist_exp.checkpoints import Checkpoint, resolve
 from mnist_exp.errors import CheckpointError
 from mnist_exp.models import DigitClassifier
+from mnist_exp.records.checkpoints import Checkpoint, resolve
 
 __all__ = ["CheckpointError", "RawImageClassifier", "load_classifier", "standalone"]
 
 
 def load_classifier(checkpoint: Checkpoint | str | Path, map_location: str = "cpu") -> DigitClassifier:
     """The model, its weights and its input transform, rebuilt from the checkpoint's own saved
-    hyperparameters (a path is resolved and checked first: mnist_exp/checkpoints.py)."""
+    hyperparameters (a path is resolved and checked first: mnist_exp/records/checkpoints.py)."""
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = resolve(str(checkpoint), Path.cwd())
     return DigitClassifier.from_checkpoint(checkpoint).to(map_location)

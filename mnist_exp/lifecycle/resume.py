@@ -25,11 +25,11 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mnist_exp.checkpoints import Checkpoint, resolve
 from mnist_exp.config import parse_overrides
 from mnist_exp.errors import CheckpointError, ConfigError, Escalated, escalated
-from mnist_exp.record import data_files, now, read_record
-from mnist_exp.rundirs import SWEEP_RECORD, finished, is_running, say_which, sweep_record, write_json_atomically
+from mnist_exp.records.checkpoints import Checkpoint, resolve
+from mnist_exp.records.record import data_files, now, read_record
+from mnist_exp.records.rundirs import SWEEP_RECORD, finished, is_running, say_which, sweep_record, write_json_atomically
 
 log = logging.getLogger(__name__)
 

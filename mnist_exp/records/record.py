@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from mnist_exp import PROJECT_ROOT
-from mnist_exp.config import is_multirun
-from mnist_exp.rundirs import write_json_atomically
+from mnist_exp.config import is_multirun, parse_overrides
+from mnist_exp.errors import ConfigError
+from mnist_exp.records.rundirs import write_json_atomically
 
 RECORD = "run.json"
 PACKAGES = ("mnist-exp", "torch", "pytorch-lightning", "torchmetrics", "hydra-core", "omegaconf", "optuna", "numpy")
@@ -108,7 +109,6 @@ def provenance(cfg, hardware: dict | None = None, precision: str | None = None) 
 
 def overrides_of(task: list[str]) -> list[dict[str, Any]]:
     """The command-line overrides as Hydra's parser reads them: key (with its + or ~) and value."""
-    from mnist_exp.config import parse_overrides
 
     parsed = parse_overrides(task)
     return [{"key": o.get_key_element(), "value": plain(o.value()) if not o.is_delete() else None} for o in parsed]
@@ -183,8 +183,6 @@ def read_record(run_dir: Path) -> dict | None:
 def finished_run(run_dir: Path):
     """A finished run's record and its saved config (to reproduce it); ConfigError for anything else."""
     from omegaconf import OmegaConf
-
-    from mnist_exp.errors import ConfigError
 
     record = read_record(run_dir)
     config_file = Path(run_dir) / ".hydra" / "config.yaml"

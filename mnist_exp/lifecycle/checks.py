@@ -2,7 +2,7 @@
 
 `check_config` raises `ConfigError` with one line naming the key, the allowed values and the value
 given: the command's mandatory keys, the keys train.py itself reads, then every class's own rules by
-building everything a run builds (mnist_exp/build.py) with nothing read and no dir made.
+building everything a run builds (mnist_exp/training/build.py) with nothing read and no dir made.
 `ConfigCheck`, a Hydra callback (mnist_exp/conf/hydra/default.yaml), runs it before Hydra creates the run dir
 (a sweep's: on its base config); `train()` runs it for each sweep job's own values.
 """
@@ -17,7 +17,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mnist_exp.config import parse_overrides
 from mnist_exp.errors import ConfigError, MissingKeysError, escalated, is_int
+from mnist_exp.records.record import finished_run
+from mnist_exp.training.build import build_run
 
 # Keys that train.py itself reads (the classes the config builds check their own arguments).
 TRAIN_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -82,12 +85,9 @@ def check_config(cfg: DictConfig, sweep_base: bool = False) -> None:
     check_accelerator(OmegaConf.select(cfg, "trainer.accelerator"))
     run_dir = OmegaConf.select(cfg, "run_dir")  # mnist-exp-reproduce: a finished run to run again
     if run_dir is not None:
-        from mnist_exp.record import finished_run
-
         finished_run(Path(run_dir))
     if OmegaConf.select(cfg, "module") is not None:  # a training config
         check_batch_limits(cfg)
-        from mnist_exp.build import build_run
 
         build_run(with_run_dir_placeholder(cfg), given=keys_given(cfg), sweep_base=sweep_base, quiet=True)
 
@@ -116,8 +116,6 @@ def check_batch_limits(cfg: DictConfig) -> None:
 def keys_given(cfg: DictConfig) -> set[str]:
     """The keys the command line set (Hydra's parser): from the config's Hydra node, or the running job's."""
     from hydra.core.hydra_config import HydraConfig
-
-    from mnist_exp.config import parse_overrides
 
     task = OmegaConf.select(cfg, "hydra.overrides.task")
     if task is None and HydraConfig.initialized():
@@ -178,8 +176,6 @@ def first_job(config: DictConfig, config_name: str) -> DictConfig:
     job after the sweep dir and its multirun.yaml are written. Inside the running app, Hydra's compose API
     composes with the app's own search path."""
     from hydra import compose
-
-    from mnist_exp.config import parse_overrides
 
     overrides = parse_overrides(config.hydra.overrides.task)
     if not any(o.is_sweep_override() for o in overrides):

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mnist_exp.compat.hydra import group_option_targets
 from mnist_exp.errors import CheckpointError
-from mnist_exp.rundirs import find_checkpoint
+from mnist_exp.records.rundirs import find_checkpoint
 
 PROJECT_MODELS = "mnist_exp.models."
 
@@ -131,8 +132,6 @@ def offered_model_targets(config_sources: Any = None) -> set[str]:
     Hydra run's, when config_sources is not given; none outside a Hydra run)."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
-
-    from mnist_exp.compat.hydra import group_option_targets
 
     if config_sources is None:
         if not HydraConfig.initialized():

@@ -23,9 +23,8 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from mnist_exp.attributions import integrated_gradients
-from mnist_exp.calibration import BINS, reliability_bins
-from mnist_exp.figures import (
+from mnist_exp.analysis.attributions import integrated_gradients
+from mnist_exp.analysis.figures import (
     Mistake,
     confusion_figure,
     mistakes_figure,
@@ -33,12 +32,13 @@ from mnist_exp.figures import (
     reliability_figure,
     tensorboard_writers,
 )
-from mnist_exp.rundirs import write_json_atomically
+from mnist_exp.records.rundirs import write_json_atomically
+from mnist_exp.training.calibration import BINS, reliability_bins
 
 
 class TestReport(pl.Callback):
     """`mistakes`: how many misclassified digits the figure shows (the most confident); `attributions`:
-    their Integrated Gradients maps beside them (mnist_exp/attributions.py, about a second for 64)."""
+    their Integrated Gradients maps beside them (mnist_exp/analysis/attributions.py, about a second for 64)."""
 
     def __init__(self, mistakes: int = 64, attributions: bool = True):
         self.max_mistakes = mistakes

@@ -14,6 +14,7 @@ import torch
 from torch.nn import functional
 
 from mnist_exp.models.modes import evaluating
+from mnist_exp.records.rundirs import write_atomically
 
 BINS = 15
 
@@ -80,8 +81,6 @@ def calibrate(module, datamodule, checkpoint_path: str | None) -> dict:
     given, else the module's own) and save it into that checkpoint; set it on the module. Returns the
     temperature and the validation ECE before and after."""
     from pathlib import Path
-
-    from mnist_exp.rundirs import write_atomically
 
     contents = None
     if checkpoint_path:

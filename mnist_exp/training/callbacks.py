@@ -21,7 +21,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from mnist_exp.errors import NonFiniteLossError, is_int, require
-from mnist_exp.rundirs import counted_as_training, processes_training
+from mnist_exp.records.rundirs import counted_as_training, processes_training
 
 log = logging.getLogger(__name__)
 # Trainer.save_checkpoint's `weights_only` (what it writes, not how anything is read): a resumable checkpoint

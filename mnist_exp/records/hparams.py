@@ -16,7 +16,9 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_exp.rundirs import write_text_atomically
+from mnist_exp.compat.tensorboard import file_writer as compat_file_writer
+from mnist_exp.config import is_multirun, parse_overrides
+from mnist_exp.records.rundirs import write_text_atomically
 
 # Config groups whose chosen option names the experiment (hydra/*, paths, logger, callbacks do not).
 GROUPS = ("experiment", "data", "model", "transforms", "optimizer", "scheduler", "trainer", "hparams_search")
@@ -121,7 +123,6 @@ def hparams_summaries(params: Mapping[str, Any], shown: set[str]) -> tuple:
 def leading_keys(hydra) -> list[str]:
     """The keys to show first: in a sweep the swept ones (the multirun's sweep overrides, e.g.
     `model.channels=8,16`, and an Optuna search space), in a single run its command-line overrides."""
-    from mnist_exp.config import is_multirun, parse_overrides
 
     if not is_multirun(hydra):
         return [o.lstrip("+~").split("=", 1)[0] for o in hydra.overrides.task]
@@ -137,8 +138,6 @@ def log_experiment(trainer, cfg: DictConfig, metrics: Mapping[str, Any], precisi
     """The HParams entry, the metrics it shows and the chart layout, for each TensorBoard logger."""
     from hydra.core.hydra_config import HydraConfig
     from pytorch_lightning.loggers import TensorBoardLogger
-
-    from mnist_exp.compat.tensorboard import file_writer as compat_file_writer
 
     hydra = HydraConfig.get() if HydraConfig.initialized() else None
     choices = dict(hydra.runtime.choices) if hydra else {}

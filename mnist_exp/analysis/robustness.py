@@ -144,7 +144,7 @@ def robustness(
 
 def robustness_figure(results: dict):
     """Accuracy against severity, one line per corruption (severity 0: the clean test set)."""
-    from mnist_exp.plots import pyplot
+    from mnist_exp.analysis.plots import pyplot
 
     plt = pyplot()
     figure, ax = plt.subplots(figsize=(7, 4.5))
@@ -163,7 +163,7 @@ def examples_figure(images: torch.Tensor, seed: int = 0):
     """One digit per row under every corruption at severities 1, 3 and 5: what the model is asked to read."""
     from torchvision.utils import make_grid
 
-    from mnist_exp.plots import pyplot
+    from mnist_exp.analysis.plots import pyplot
 
     digits = images[:3]
     rows = []

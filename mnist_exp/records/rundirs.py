@@ -20,6 +20,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from hydra.experimental.callback import Callback
 
+from mnist_exp.compat.omegaconf import forget
 from mnist_exp.errors import CheckpointError, ConfigError, escalated
 
 RUN_LOCK = ".running.lock"
@@ -71,8 +72,6 @@ def claim_dir(config, key: str) -> Path:
     given on the command line) may already exist."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
-
-    from mnist_exp.compat.omegaconf import forget
 
     HydraConfig.instance().set_config(config)  # for ${hydra:...} in the name, as Hydra does before it resolves it
     parent, _, leaf = key.rpartition(".")

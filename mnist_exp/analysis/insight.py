@@ -21,9 +21,9 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from mnist_exp.figures import tensorboard_writers
+from mnist_exp.analysis.figures import tensorboard_writers
 from mnist_exp.models.modes import evaluating
-from mnist_exp.rundirs import write_atomically, write_text_atomically
+from mnist_exp.records.rundirs import write_atomically, write_text_atomically
 
 
 def tiles(maps: torch.Tensor, columns: int) -> torch.Tensor:

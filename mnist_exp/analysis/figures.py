@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from mnist_exp.attributions import as_rgb
+from mnist_exp.analysis.attributions import as_rgb
+from mnist_exp.analysis.plots import pyplot
 from mnist_exp.compat.tensorboard import file_writer
-from mnist_exp.plots import pyplot
-from mnist_exp.rundirs import write_atomically
+from mnist_exp.records.rundirs import write_atomically
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from mnist_exp.hparams import experiment_params, leading_keys
+from mnist_exp.records.hparams import experiment_params, leading_keys
 
 
 def provenance_tags(provenance: Mapping[str, Any], run_dir: str, seed: Any) -> dict[str, str]:
@@ -60,7 +60,7 @@ def log_tested_model(trainer, module, metrics: Mapping[str, Any]) -> list[str]:
     import mlflow  # 1.5 s to import: only a run that logs to MLflow pays it
     import numpy
 
-    from mnist_exp.inference import standalone  # (imports torch: `--help` and refused configs do not)
+    from mnist_exp.models.inference import standalone  # (imports torch: `--help` and refused configs do not)
 
     model = standalone(module).cpu()
     example = numpy.zeros((2, *module.hparams.input_shape), dtype=numpy.float32)  # traced with a dynamic batch

@@ -21,6 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_exp.errors import ConfigError, is_int
+from mnist_exp.hardware import resolve_precision
 
 CONFIG_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 
@@ -171,7 +172,6 @@ def scheduler_config(tree: dict, factory: Callable, net, steps: int) -> dict:
 
 
 def trainer_from(tree: dict, callbacks: list, loggers: list):
-    from mnist_exp.hardware import resolve_precision
 
     precision, _ = resolve_precision(tree.get("precision", "auto"), tree.get("accelerator", "auto"))
     return instantiate({**tree, "precision": precision}, callbacks=callbacks, logger=loggers or False)
@@ -202,7 +202,6 @@ def build_run(
 
 def build_lightning_part(cfg, net, optimizer, scheduler, logger_options, given) -> Run:
     """Everything after the torch-only pieces: transform, data module, LightningModule, callbacks, loggers, Trainer."""
-    from mnist_exp.hardware import resolve_precision
 
     transforms = built("transforms", cfg, instantiate, given)
     datamodule = built("data", cfg, instantiate, given)
