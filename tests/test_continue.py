@@ -156,3 +156,19 @@ def test_a_search_killed_after_three_trials_ends_with_n_trials_when_continued(sy
     assert len(finished) == 6  # n_trials over the whole study, not six more
     (retried,) = [t for t in trials if t.user_attrs.get("retry_of") == 3]
     assert retried.params == trials[3].params and trials[3].state == optuna.trial.TrialState.FAIL
+
+
+def test_a_finished_joblib_sweep_run_again_keeps_every_job(synthetic, tmp_path):
+    """Each job looks at its own dir, so jobs run by joblib's worker processes are kept alike."""
+    sweep = tmp_path / "sweep"
+    launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "torch_threads=1"]
+    command = ["-m", *synthetic.overrides(), *JOB, "trainer.max_epochs=1", *launcher, "model.channels=4,8"]
+    command.append(f"hydra.sweep.dir={sweep}")
+    first = run_sweep(command)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = {job.name: fingerprints(job) for job in job_dirs(sweep)}
+    assert len(before) == 2
+    again = run_sweep(command)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {job.name: fingerprints(job) for job in job_dirs(sweep)} == before
+    assert f"sweep {sweep} (2 jobs; continued 1 time" in again.stdout

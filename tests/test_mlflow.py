@@ -88,3 +88,29 @@ def test_without_a_server_mlflow_keeps_its_runs_in_sqlite_under_outputs(syntheti
     )
     assert run.data.metrics["test/acc"] == pytest.approx(run_metrics["test/acc"])
     assert_the_logged_model_is_the_tested_one(tracking_uri, run.info.run_id, run_metrics)
+
+
+def test_each_trial_of_a_search_logs_its_model_and_the_best_is_found_by_its_metric(synthetic, tmp_path, monkeypatch):
+    """An Optuna search with logger=mlflow: each trial's tested model is a LoggedModel with val/acc_best (the
+    search's objective) linked, so MLflow orders them as the search does and the best trial's model loads."""
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    outputs, sweep = tmp_path / "outputs", tmp_path / "sweep"
+    search = ["hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra/sweeper/pruner=none", "logger=mlflow"]
+    args = [*synthetic.overrides(), *TINY_RUN, "trainer.max_epochs=1", *search, f"paths.log_dir={outputs}"]
+    result = run_cli([*args, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = [json.loads(path.read_text()) for path in sweep.glob("*/metrics.json")]
+    assert len(trials) == 2 and all(len(metrics["mlflow_models"]) == 1 for metrics in trials)
+    mlflow.set_tracking_uri(f"sqlite:///{outputs / 'mlflow.db'}")
+    experiment = mlflow.get_experiment_by_name("mnist-exp")
+    (best,) = mlflow.search_logged_models(
+        experiment_ids=[experiment.experiment_id],
+        order_by=[{"field_name": "metrics.val/acc_best", "ascending": False}],
+        max_results=1,
+        output_format="list",
+    )
+    best_trial = next(metrics for metrics in trials if metrics["mlflow_models"] == [f"models:/{best.model_id}"])
+    assert best_trial["val/acc_best"] == max(metrics["val/acc_best"] for metrics in trials)
+    assert_the_logged_model_is_the_tested_one(mlflow.get_tracking_uri(), best.source_run_id, best_trial)
