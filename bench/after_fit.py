@@ -33,8 +33,8 @@ PIECES = {  # (module, attribute): what the row says
     ("mnist_exp.analysis.report", "publish"): "the three figures encoded, written, logged",
     ("mnist_exp.analysis.report", "print_report"): "per-class and confusion tables printed",
     ("mnist_exp.analysis.insight", "add_embedding"): "projector embedding of the 10,000 test digits",
-    ("mnist_exp.train", "log_experiment"): "TensorBoard HParams entry",
-    ("mnist_exp.train", "print_summary"): "summary printed",
+    ("mnist_exp.training.recipe", "log_experiment"): "TensorBoard HParams entry",
+    ("mnist_exp.training.recipe", "print_summary"): "summary printed",
 }
 
 

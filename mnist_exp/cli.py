@@ -17,6 +17,7 @@ install=bash)"`), not for `python -m`.
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -35,6 +36,7 @@ class Command:
     script: str  # the console script
     config: str  # its config in mnist_exp/conf/ (its usage is in that config's hydra.help)
     example: str  # what to type after it, in the one-line errors
+    main_in: str = ""  # the module whose main() the command runs, when not `module` itself
 
     def invoked_as(self) -> str:
         """The command as the user typed it: the console script, or python -m."""
@@ -42,7 +44,7 @@ class Command:
 
 
 COMMANDS = {
-    "train": Command("mnist_exp", "mnist-exp", "train", "model.channels=32"),
+    "train": Command("mnist_exp", "mnist-exp", "train", "model.channels=32", main_in="mnist_exp.train"),
     "evaluate": Command("mnist_exp.evaluate", "mnist-exp-evaluate", "evaluate", "ckpt_path=last"),
     "predict": Command("mnist_exp.predict", "mnist-exp-predict", "predict", "ckpt_path=last inputs=my_digits/"),
     "export": Command("mnist_exp.export", "mnist-exp-export", "export", "ckpt_path=last format=onnx"),
@@ -272,44 +274,60 @@ def quote_ckpt_path(args: list[str]) -> list[str]:
     return [quote(arg) for arg in args]
 
 
-# Console scripts (pyproject.toml [project.scripts]) and python -m (each command's __main__.py).
-def train() -> None:
-    from mnist_exp.train import main
-
-    run("train", main)
-
-
-def evaluate() -> None:
-    from mnist_exp.evaluate import main
-
-    run("evaluate", main)
+def command_main(name: str) -> Callable:
+    """The command's `main`, imported only now: every command imports torch and Lightning (about 4 s), which
+    `--help`, `--cfg` and a refused argument line never pay (tests/test_hardware.py)."""
+    command = COMMANDS[name]
+    return importlib.import_module(command.main_in or command.module).main
 
 
-def predict() -> None:
-    from mnist_exp.predict import main, translate_flags
+def translate_flags(argv: list[str]) -> list[str]:
+    """predict's --top-k N / --top-k=N as top_k=N (Hydra itself takes only key=value overrides)."""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--top-k" and i + 1 < len(argv):
+            out.append(f"top_k={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(f"top_k={arg.split('=', 1)[1]}" if arg.startswith("--top-k=") else arg)
+        i += 1
+    return out
 
-    sys.argv[1:] = translate_flags(sys.argv[1:])
-    run("predict", main)
 
+def run_dir_argument(argv: list[str]) -> list[str]:
+    """reproduce's RUN_DIR (a dir, or any word that is no KEY=VALUE) as run_dir="RUN_DIR"."""
 
-def export() -> None:
-    from mnist_exp.export import main
-
-    run("export", main)
-
-
-def reproduce() -> None:
-    from mnist_exp.reproduce import main
-
-    def as_override(arg: str) -> str:  # RUN_DIR (a dir, or any word that is no KEY=VALUE) -> run_dir="RUN_DIR"
+    def as_override(arg: str) -> str:
         plain_word = "=" not in arg and not arg.startswith("-")
         return f"run_dir={quoted(arg)}" if plain_word or Path(arg).is_dir() else arg
 
-    sys.argv[1:] = [as_override(arg) for arg in sys.argv[1:]]
-    run("reproduce", main)
+    return [as_override(arg) for arg in argv]
+
+
+# Console scripts (pyproject.toml [project.scripts]) and python -m (each command's __main__.py).
+def train() -> None:
+    run("train", command_main("train"))
+
+
+def evaluate() -> None:
+    run("evaluate", command_main("evaluate"))
+
+
+def predict() -> None:
+    sys.argv[1:] = translate_flags(sys.argv[1:])
+    run("predict", command_main("predict"))
+
+
+def export() -> None:
+    run("export", command_main("export"))
+
+
+def reproduce() -> None:
+    sys.argv[1:] = run_dir_argument(sys.argv[1:])
+    run("reproduce", command_main("reproduce"))
 
 
 def summarize() -> None:
-    from mnist_exp.summarize import main
-
+    main = command_main("summarize")
     run("summarize", lambda: main(sys.argv[1:], prog=COMMANDS["summarize"].invoked_as()))

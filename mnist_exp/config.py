@@ -124,3 +124,11 @@ def parse_overrides(overrides) -> list:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     return OverridesParser.create().parse_overrides(list(overrides))
+
+
+def keys_given(cfg) -> set[str]:
+    """The keys the command line set (Hydra's parser): from the config's Hydra node, or the running job's."""
+    task = OmegaConf.select(cfg, "hydra.overrides.task")
+    if task is None and HydraConfig.initialized():
+        task = HydraConfig.get().overrides.task
+    return {o.key_or_group for o in parse_overrides(task or [])}

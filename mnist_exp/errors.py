@@ -51,6 +51,18 @@ EXPECTED_ERRORS = (
 )
 
 
+def first_line(error: BaseException) -> str:
+    """An error's message, its first line alone; the error's type where it has no message."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def one_line(error: BaseException) -> str:
+    """An error as `Type: first line of its message` (the type alone where it has no message): in failure
+    records, run records and the sweep's log."""
+    message = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
 def is_int(value) -> bool:
     from numbers import Integral
 

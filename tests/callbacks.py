@@ -1,5 +1,6 @@
 """Callbacks that tests add to real runs (`+callbacks.NAME._target_=tests.callbacks.CLASS`)."""
 
+import json
 import os
 import signal
 import time
@@ -82,3 +83,19 @@ class HoldAtEpoch(pl.Callback):
         deadline = time.monotonic() + self.timeout
         while not self.until.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
+
+
+class RecordBuilds(pl.Callback):
+    """Write to built.json, when fit starts: how many of this callback were made in this process (one per run
+    built), and what the seed decided (the first layer's initial weights, the RNG's state for the shuffles)."""
+
+    made = 0
+
+    def __init__(self) -> None:
+        RecordBuilds.made += 1
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        first = next(p for p in pl_module.parameters() if p.dim() == 4)
+        record = {"made": RecordBuilds.made, "weights": first.detach().double().sum().item()}
+        record["rng"] = torch.get_rng_state().double().sum().item()
+        (Path(trainer.default_root_dir) / "built.json").write_text(json.dumps(record))

@@ -12,6 +12,7 @@ import torchvision
 
 from mnist_exp import PROJECT_ROOT
 from mnist_exp.records.checkpoints import read_checkpoint
+from tests import callbacks
 from tests.helpers import TINY_RUN, load_events, run_cli
 
 METRIC_KEYS = {"test/acc", "test/loss", "val/acc_best", "epochs", "fit_seconds", "checkpoint"}
@@ -157,3 +158,20 @@ def test_on_a_terminal_each_epoch_line_prints_once_and_reaches_train_log(synthet
     assert "on_after_batch_transfer" not in screen  # Lightning's note on a hook the module owns by design
     log = (run_dir / "train.log").read_text()
     assert log.count("epoch 1/2  train loss") == 1 and log.count("epoch 2/2  train loss") == 1
+
+
+def test_a_run_is_built_once_and_seeded_as_a_sweep_job_is(synthetic, tmp_path):
+    """The pre-run check builds a single run for the dir it gets and train() fits that one: built once, its
+    weights and shuffles drawn from the seed exactly as in a sweep job, which builds its run itself."""
+    counted = ["+callbacks.builds._target_=tests.callbacks.RecordBuilds", "trainer.max_epochs=1"]
+    made = callbacks.RecordBuilds.made
+    single = run_cli([*synthetic.overrides(), *TINY_RUN, *counted, f"hydra.run.dir={tmp_path / 'run'}"])
+    assert single.returncode == 0, single.stderr[-3000:]
+    swept = run_cli(["-m", *synthetic.overrides(), *TINY_RUN, *counted, "seed=42", f"hydra.sweep.dir={tmp_path / 's'}"])
+    assert swept.returncode == 0, swept.stderr[-3000:]
+    built = json.loads((tmp_path / "run" / "built.json").read_text())
+    (job,) = [json.loads(path.read_text()) for path in (tmp_path / "s").glob("*/built.json")]
+    assert built["made"] == made + 1  # the check's build, fitted: no second one
+    assert job["made"] == made + 3  # the sweep's check of its base config, then the job's own build
+    assert (built["weights"], built["rng"]) == (job["weights"], job["rng"])
+    assert "Seed set to 42" in (tmp_path / "run" / "train.log").read_text()

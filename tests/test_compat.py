@@ -3,6 +3,8 @@ these private names fails here, by name, before it fails a run."""
 
 from __future__ import annotations
 
+import os
+
 from omegaconf import OmegaConf
 
 from mnist_exp import CONFIG_DIR
@@ -62,3 +64,26 @@ def test_lightning_rich_progress_bar_names_its_epoch_label_as_we_override_it():
     trainer = Trainer(accelerator="cpu", max_epochs=5, logger=False, enable_checkpointing=False, callbacks=[bar])
     bar.setup(trainer, None, "fit")
     assert bar._get_train_description(0).strip() == "Epoch 1/5"  # counted from 1, as the epoch lines are
+
+
+def test_seed_everything_leaves_the_generators_and_environment_as_lightnings_does(monkeypatch):
+    import random
+
+    import numpy
+    import torch
+    from lightning_fabric.utilities.seed import seed_everything as lightnings
+
+    from mnist_exp.compat.seed import seed_everything
+
+    def state() -> tuple:
+        drawn = (random.random(), float(numpy.random.rand()), float(torch.rand(1)))
+        return drawn, os.environ.get("PL_GLOBAL_SEED"), os.environ.get("PL_SEED_WORKERS")
+
+    for variable in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS"):
+        monkeypatch.delenv(variable, raising=False)
+    lightnings(1234, workers=True, verbose=False)
+    theirs = state()
+    for variable in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS"):
+        monkeypatch.delenv(variable, raising=False)
+    seed_everything(1234, workers=True)
+    assert state() == theirs

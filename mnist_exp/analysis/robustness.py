@@ -19,6 +19,8 @@ from kornia.filters import gaussian_blur2d
 from kornia.geometry.transform import elastic_transform2d, rotate, scale, shear, translate
 from kornia.morphology import dilation, erosion
 
+from mnist_exp.analysis.plots import pyplot
+
 SEVERITIES = (1, 2, 3, 4, 5)
 
 
@@ -144,8 +146,6 @@ def robustness(
 
 def robustness_figure(results: dict):
     """Accuracy against severity, one line per corruption (severity 0: the clean test set)."""
-    from mnist_exp.analysis.plots import pyplot
-
     plt = pyplot()
     figure, ax = plt.subplots(figsize=(7, 4.5))
     for i, name in enumerate(CORRUPTIONS):
@@ -162,8 +162,6 @@ def robustness_figure(results: dict):
 def examples_figure(images: torch.Tensor, seed: int = 0):
     """One digit per row under every corruption at severities 1, 3 and 5: what the model is asked to read."""
     from torchvision.utils import make_grid
-
-    from mnist_exp.analysis.plots import pyplot
 
     digits = images[:3]
     rows = []

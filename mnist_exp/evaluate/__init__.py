@@ -14,6 +14,9 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from mnist_exp.analysis.figures import publish, tensorboard_writers
+from mnist_exp.analysis.report import TestReport
+from mnist_exp.analysis.robustness import CORRUPTIONS, examples_figure, robustness, robustness_figure
 from mnist_exp.config import command
 from mnist_exp.models import DigitClassifier
 from mnist_exp.records.checkpoints import resolve
@@ -24,8 +27,6 @@ from mnist_exp.training.build import built, trainer_from
 def evaluate(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
     import torch
-
-    from mnist_exp.analysis.report import TestReport
 
     pl.seed_everything(cfg.seed)
     if cfg.get("torch_threads"):
@@ -62,9 +63,6 @@ def test_robustness(trainer, module, datamodule, loggers, run_dir: Path, seed: i
     figures in the run dir, scalars and figures in TensorBoard. In the precision the test ran in (the
     trainer's autocast), so that `clean` is the test accuracy."""
     import logging
-
-    from mnist_exp.analysis.figures import publish, tensorboard_writers
-    from mnist_exp.analysis.robustness import CORRUPTIONS, examples_figure, robustness, robustness_figure
 
     log = logging.getLogger(__name__)
     log.info("Robustness: the test set under %d corruptions x 5 severities", len(CORRUPTIONS))

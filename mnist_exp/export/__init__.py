@@ -20,6 +20,7 @@ from mnist_exp.config import command
 from mnist_exp.errors import ConfigError
 from mnist_exp.lifecycle.checks import check_required
 from mnist_exp.models import DigitClassifier
+from mnist_exp.models.inference import standalone
 from mnist_exp.records.checkpoints import resolve
 from mnist_exp.records.rundirs import say_which, write_atomically
 
@@ -32,8 +33,6 @@ RETIRED = {"torchscript": "TorchScript is deprecated in PyTorch; format=pt2 writ
 
 def export(ckpt_path: str, fmt: str, output: str | None = None, opset: int = 18, log_dir: str = "outputs") -> tuple:
     """Write the model; returns (the file, the [C, H, W] it takes, its number of classes)."""
-    from mnist_exp.models.inference import standalone
-
     if fmt in RETIRED:
         raise ConfigError(f"format={fmt}: {RETIRED[fmt]}")
     if fmt not in FORMATS:

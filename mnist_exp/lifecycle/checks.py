@@ -4,7 +4,8 @@
 given: the command's mandatory keys, the keys train.py itself reads, then every class's own rules by
 building everything a run builds (mnist_exp/training/build.py) with nothing read and no dir made.
 `ConfigCheck`, a Hydra callback (mnist_exp/conf/hydra/default.yaml), runs it before Hydra creates the run dir
-(a sweep's: on its base config); `train()` runs it for each sweep job's own values.
+(a sweep's: on its base config); a single run's check builds the run for the dir it is about to get and
+hands it to `train()`, which fits it (built once). `train()` checks each sweep job's own values.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_exp.config import parse_overrides
-from mnist_exp.errors import ConfigError, MissingKeysError, escalated, is_int
+from mnist_exp.config import keys_given, parse_overrides
+from mnist_exp.errors import ConfigError, MissingKeysError, escalated, first_line, is_int
+from mnist_exp.records.checkpoints import Checkpoint
 from mnist_exp.records.record import finished_run
-from mnist_exp.training.build import build_run
+from mnist_exp.training.build import Run, hand_over, planned_run_dir, run_to_fit
 
 # Keys that train.py itself reads (the classes the config builds check their own arguments).
 TRAIN_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -63,15 +65,19 @@ def check_required(config: DictConfig) -> None:
         raise MissingKeysError(missing)
 
 
-def check_config(cfg: DictConfig, sweep_base: bool = False) -> None:
+def check_config(
+    cfg: DictConfig, sweep_base: bool = False, single_run: bool = False, build: bool = True
+) -> tuple[DictConfig, tuple[Run, Checkpoint | None]] | None:
     """Raise ConfigError for the first value that cannot work (see the module's docstring); sweep_base: the
-    config is a sweep's base config, whose jobs set other values."""
+    config is a sweep's base config, whose jobs set other values; single_run: the objects are built for the
+    dir the run is about to get (`hydra.run.dir`; else for a name that is never made); build: build the run
+    to check it (a training config). Returns the config the run was built from and the run, when built."""
     check_required(cfg)
     for key, (test, allowed) in TRAIN_RULES.items():
         try:
             value = OmegaConf.select(cfg, key, default=ABSENT)
         except Exception as error:  # noqa: BLE001  (an interpolation that does not resolve)
-            raise ConfigError(f"{key}: cannot resolve its value ({str(error).splitlines()[0]})") from None
+            raise ConfigError(f"{key}: cannot resolve its value ({first_line(error)})") from None
         if value is not ABSENT and not test(value):
             raise ConfigError(f"{key} must be {allowed}, got {shown(value)}")
     ckpt_path = OmegaConf.select(cfg, "ckpt_path")
@@ -86,10 +92,13 @@ def check_config(cfg: DictConfig, sweep_base: bool = False) -> None:
     run_dir = OmegaConf.select(cfg, "run_dir")  # mnist-exp-reproduce: a finished run to run again
     if run_dir is not None:
         finished_run(Path(run_dir))
-    if OmegaConf.select(cfg, "module") is not None:  # a training config
-        check_batch_limits(cfg)
-
-        build_run(with_run_dir_placeholder(cfg), given=keys_given(cfg), sweep_base=sweep_base, quiet=True)
+    if OmegaConf.select(cfg, "module") is None:  # not a training config
+        return None
+    check_batch_limits(cfg)
+    if not build:
+        return None
+    checked = with_run_dir(cfg, planned_run_dir(cfg) if single_run else None)
+    return checked, run_to_fit(checked, given=keys_given(cfg), sweep_base=sweep_base, quiet=True)
 
 
 def check_batch_limits(cfg: DictConfig) -> None:
@@ -111,16 +120,6 @@ def check_batch_limits(cfg: DictConfig) -> None:
                 f"{'es' if batches > 1 else ''} ({stage} images {images - held_out}, batch size {batch}); "
                 f"give at least {1 / batches:.3g}, or a whole number of batches"
             )
-
-
-def keys_given(cfg: DictConfig) -> set[str]:
-    """The keys the command line set (Hydra's parser): from the config's Hydra node, or the running job's."""
-    from hydra.core.hydra_config import HydraConfig
-
-    task = OmegaConf.select(cfg, "hydra.overrides.task")
-    if task is None and HydraConfig.initialized():
-        task = HydraConfig.get().overrides.task
-    return {o.key_or_group for o in parse_overrides(task or [])}
 
 
 def writable(path: Path) -> bool:
@@ -149,21 +148,26 @@ def check_accelerator(accelerator: Any) -> None:
             raise ConfigError("trainer.accelerator=mps, but this machine has no Apple MPS device; use trainer=cpu")
 
 
-def with_run_dir_placeholder(config: DictConfig) -> DictConfig:
-    """The config with paths.output_dir named but not made: Hydra sets the real one when it makes the dir."""
+def with_run_dir(config: DictConfig, run_dir: str | None) -> DictConfig:
+    """The config with paths.output_dir named but not made (Hydra sets the real one when it makes the dir):
+    `run_dir`, or else a name that is never made."""
     checked = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
     if OmegaConf.select(checked, "paths") is not None:
-        checked.paths.output_dir = str(Path(OmegaConf.select(config, "paths.log_dir") or ".") / "run-dir-not-made-yet")
+        placeholder = Path(OmegaConf.select(config, "paths.log_dir") or ".") / "run-dir-not-made-yet"
+        checked.paths.output_dir = run_dir or str(placeholder)
     return checked
 
 
 class ConfigCheck(Callback):
-    """Hydra callback: check the config before Hydra creates the run dir (single runs) or the sweep
-    dir (multiruns: the sweep's base config; each job's own values are checked again in train())."""
+    """Hydra callback: check the config before Hydra creates the run dir (single runs: the run it built is
+    handed to train()) or the sweep dir (multiruns: the sweep's base config; each job's own values are checked
+    in train())."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         with escalated():
-            check_config(config)
+            checked = check_config(config, single_run=True)
+        if checked is not None:  # train() fits this run rather than build another
+            hand_over(*checked)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         with escalated():

@@ -13,7 +13,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from mnist_exp.data.transforms import BatchTransform
-from mnist_exp.errors import CheckpointError, is_int, is_number, require
+from mnist_exp.errors import CheckpointError, first_line, is_int, is_number, require
 from mnist_exp.models.schedules import make_scheduler
 from mnist_exp.models.shapes import MNIST_INPUT_SHAPE
 
@@ -209,7 +209,7 @@ class DigitClassifier(pl.LightningModule):
         try:
             net = instantiate(hparams["net_config"])
         except Exception as error:  # noqa: BLE001  (any failure: the file's model config does not build)
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            reason = first_line(error)
             raise CheckpointError(f"ckpt_path={checkpoint.path}: its model config does not build ({reason})") from None
         try:
             module = cls(net, optimizer=None, **hparams)
@@ -223,9 +223,8 @@ class DigitClassifier(pl.LightningModule):
         try:
             module.load_state_dict(weights)
         except RuntimeError as error:
-            first = str(error).strip().splitlines()[0]
             raise CheckpointError(
-                f"ckpt_path={checkpoint.path}: weights do not fit the model config inside it ({first})"
+                f"ckpt_path={checkpoint.path}: weights do not fit the model config inside it ({first_line(error)})"
             ) from None
         module.temperature = float(checkpoint.contents.get("calibration", {}).get("temperature", 1.0))
         return module.eval()

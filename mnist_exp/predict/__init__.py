@@ -24,6 +24,7 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig
 from rich.markup import escape
 
+from mnist_exp.analysis.attributions import as_rgb, integrated_gradients
 from mnist_exp.config import command
 from mnist_exp.data.images import IMAGE_SUFFIXES, ImageError, load_digit, shown_path
 from mnist_exp.errors import ConfigError, FailedItemsError
@@ -77,8 +78,6 @@ def write_attributions(module, digits, probabilities, names: list[str], out_dir:
     predicted digit and for the runner-up (mnist_exp/analysis/attributions.py: red for, blue against)."""
     import torch
     from torchvision.utils import save_image
-
-    from mnist_exp.analysis.attributions import as_rgb, integrated_gradients
 
     inputs = module.transform(digits.to(module.device))
     first, second = probabilities.topk(2, dim=1).indices.unbind(dim=1)
@@ -248,17 +247,3 @@ def writable_file(path: Path) -> bool:
 @command("predict")
 def main(cfg: DictConfig) -> None:
     predict(cfg)
-
-
-def translate_flags(argv: list[str]) -> list[str]:
-    """Accept --top-k N / --top-k=N as top_k=N (Hydra itself takes only key=value overrides)."""
-    out, i = [], 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--top-k" and i + 1 < len(argv):
-            out.append(f"top_k={argv[i + 1]}")
-            i += 2
-            continue
-        out.append(f"top_k={arg.split('=', 1)[1]}" if arg.startswith("--top-k=") else arg)
-        i += 1
-    return out

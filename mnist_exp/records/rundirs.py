@@ -21,7 +21,7 @@ from filelock import FileLock, Timeout
 from hydra.experimental.callback import Callback
 
 from mnist_exp.compat.omegaconf import forget
-from mnist_exp.errors import CheckpointError, ConfigError, escalated
+from mnist_exp.errors import CheckpointError, ConfigError, escalated, one_line
 
 RUN_LOCK = ".running.lock"
 _held_here: set[Path] = set()  # run dirs this process holds (its own run is not "another running run")
@@ -281,8 +281,7 @@ def write_json_atomically(path: Path, data: dict) -> None:
 
 def record_failure(run_dir: Path, error: BaseException, wall_seconds: float) -> str:
     """Write failure.json into a sweep job's dir; return the error's first line."""
-    first_line = (str(error).strip().splitlines() or [""])[0]
-    message = f"{error.__class__.__name__}: {first_line}" if first_line else error.__class__.__name__
+    message = one_line(error)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomically(
         run_dir / "failure.json",

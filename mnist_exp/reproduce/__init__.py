@@ -19,6 +19,7 @@ from mnist_exp.config import command
 from mnist_exp.errors import FailedItemsError
 from mnist_exp.records.record import finished_run, read_record
 from mnist_exp.records.rundirs import write_atomically
+from mnist_exp.training.recipe import run_training
 
 COMPARED = ("test/acc", "test/loss", "val/acc_best", "epochs")
 ACCURACIES = ("test/acc", "val/acc_best")
@@ -71,8 +72,6 @@ def compare(old: dict, new: dict, exact: bool, tolerance: float) -> list[str]:
 
 
 def reproduce(cfg: DictConfig) -> dict:
-    from mnist_exp.train import run_training
-
     run_dir = Path(cfg.run_dir).resolve()
     record, saved = finished_run(run_dir)
     with open_dict(saved):

@@ -15,11 +15,10 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 
 from mnist_exp.config import is_multirun
-from mnist_exp.study import NO_PRUNER
+from mnist_exp.study import STUDY_SWEEPER
 
 log = logging.getLogger(__name__)
 
-SWEEPER = "hydra_plugins.mnist_exp_optuna.study_sweeper.OptunaStudySweeper"
 METRIC = "val/acc"  # what is reported each epoch: the objective's running value (val/acc_best is its max)
 
 
@@ -28,16 +27,20 @@ def this_jobs_trial():
     if not is_multirun():
         return None
     hydra = HydraConfig.get()
-    sweeper = hydra.sweeper
-    if sweeper.get("_target_") != SWEEPER or sweeper.pruner.get("_target_") == NO_PRUNER:
+    if hydra.runtime.choices.get("hydra/sweeper") != STUDY_SWEEPER:
         return None
+    # Imported here: optuna and SQLAlchemy cost about a second, which a run outside a study does not pay.
     import optuna
     from hydra.utils import instantiate
 
     from mnist_exp.study.storage import load_study, location, open_storage, trial_id
 
+    sweeper = hydra.sweeper
+    pruner = instantiate(sweeper.pruner)
+    if isinstance(pruner, optuna.pruners.NopPruner):  # hydra/sweeper/pruner=none: nothing to report
+        return None
     url = location(sweeper.storage, hydra.sweep.dir)
-    study = load_study(url, sweeper.study_name, pruner=instantiate(sweeper.pruner))
+    study = load_study(url, sweeper.study_name, pruner=pruner)
     number = hydra.job.num
     trial = optuna.trial.Trial(study, trial_id(open_storage(url), study.study_name, number))
     log.info(

@@ -18,7 +18,7 @@ from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Overrid
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from mnist_exp.config import parse_overrides
-from mnist_exp.errors import ConfigError
+from mnist_exp.errors import ConfigError, first_line
 
 
 def distribution(override: Override) -> BaseDistribution:
@@ -49,7 +49,7 @@ def search_space(params: Mapping[str, str] | None, arguments: Iterable[str]) -> 
         space = parse_overrides(configured)
         given = parse_overrides(arguments)
     except Exception as error:  # Hydra's OverrideParseException: its message names the override
-        raise ConfigError(f"hydra.sweeper.params: {str(error).strip().splitlines()[0]}") from None
+        raise ConfigError(f"hydra.sweeper.params: {first_line(error)}") from None
     fixed_keys = {o.key_or_group for o in given if not o.is_sweep_override()}
     distributions = {o.key_or_group: distribution(o) for o in space if o.key_or_group not in fixed_keys}
     distributions.update({o.key_or_group: distribution(o) for o in given if o.is_sweep_override()})

@@ -23,7 +23,7 @@ import optuna
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
-from mnist_exp.errors import StudyError
+from mnist_exp.errors import StudyError, first_line
 from mnist_exp.study import RUN_DIR
 
 log = logging.getLogger(__name__)
@@ -85,11 +85,11 @@ def with_retries(action: Callable[[], Any], what: str, url: str) -> Any:
             return action()
         except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
             cause = error if isinstance(error, SQLAlchemyError) else (error.__cause__ or error)
-            first_line = (str(getattr(cause, "orig", None) or cause).strip().splitlines() or [type(cause).__name__])[0]
+            said = first_line(getattr(cause, "orig", None) or cause)
             racing = isinstance(cause, (IntegrityError, ProgrammingError)) or sqlite_race(getattr(cause, "orig", None))
             if not racing or attempt == ATTEMPTS:
-                raise StudyError(f"hydra.sweeper.storage={masked(url)}: cannot {what}: {first_line}") from None
-            log.info("%s: another worker got there first, retrying (%s)", what, first_line)
+                raise StudyError(f"hydra.sweeper.storage={masked(url)}: cannot {what}: {said}") from None
+            log.info("%s: another worker got there first, retrying (%s)", what, said)
             time.sleep(random.uniform(0.1, 0.5) * attempt)
 
 
@@ -167,7 +167,7 @@ class Heartbeat:
                 try:
                     self.storage.record_heartbeat(running)
                 except Exception as error:  # a lost connection must not kill the running jobs
-                    log.warning("heartbeat not recorded: %s", str(error).splitlines()[0])
+                    log.warning("heartbeat not recorded: %s", first_line(error))
             if self.stop.wait(self.interval):
                 return
 

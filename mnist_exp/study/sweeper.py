@@ -27,12 +27,12 @@ from typing import Any
 
 import optuna
 from hydra.core.plugins import Plugins
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
 
-from mnist_exp.errors import ConfigError
-from mnist_exp.study import NO_PRUNER, RUN_DIR
+from mnist_exp.errors import ConfigError, first_line
+from mnist_exp.study import RUN_DIR
 from mnist_exp.study.report import best_lines, results
 from mnist_exp.study.space import search_space, trial_overrides
 from mnist_exp.study.storage import (
@@ -121,7 +121,7 @@ class StudySweeper:
                 f"hydra.sweeper.objectives has {len(self.objectives)} metrics and hydra.sweeper.direction "
                 f"{len(self.directions)}: give one direction per objective"
             )
-        if len(self.directions) > 1 and pruner.get("_target_") != NO_PRUNER:
+        if len(self.directions) > 1 and not isinstance(instantiate(pruner), optuna.pruners.NopPruner):
             raise ConfigError(
                 f"a pruner stops trials by one objective; with {len(self.directions)} objectives "
                 "use hydra/sweeper/pruner=none"
@@ -243,7 +243,7 @@ class StudySweeper:
 
     def sweep(self, arguments: list[str]) -> None:
         distributions, fixed = search_space(self.params, arguments)
-        if self.sampler.get("_target_") == "optuna.samplers.GridSampler":
+        if issubclass(get_class(self.sampler._target_), optuna.samplers.GridSampler):  # (built later, with its grid)
             raise ConfigError("hydra/sweeper/sampler=grid: use the basic sweeper for grids (-m key=a,b,c)")
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -284,8 +284,7 @@ class StudySweeper:
                     study.tell(trial, values=[float(metrics[name]) for name in self.objectives])
             except Exception as error:
                 study.tell(trial, state=TrialState.FAIL)
-                first_line = (str(error).strip().splitlines() or [""])[0]
-                log.warning("trial %d failed: %s", trial.number, first_line or type(error).__name__)
+                log.warning("trial %d failed: %s", trial.number, first_line(error))
                 failures.append(error)
         if failures and len(failures) / len(returns) > self.max_failure_rate:
             raise failures[0]

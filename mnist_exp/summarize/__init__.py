@@ -38,6 +38,7 @@ from pathlib import Path
 import yaml
 from hydra.experimental.callback import Callback
 
+from mnist_exp.analysis.plots import pyplot
 from mnist_exp.config import parse_overrides
 from mnist_exp.errors import ConfigError, Escalated, FailedItemsError
 from mnist_exp.records.record import read_record
@@ -226,8 +227,6 @@ def swept_parameters(rows: list[dict]) -> dict[str, list[str]]:
 def plot(rows: list[dict], path: Path) -> None:
     """The metric against each swept key (seed aside): each point a value's mean over the runs that share it,
     with an error bar of their standard deviation (the seeds' spread) where there are several."""
-    from mnist_exp.analysis.plots import pyplot
-
     plt = pyplot()
 
     done = [r for r in rows if r["status"] == "ok"]

@@ -6,22 +6,32 @@ that order: torch-only pieces first, so that a bad model or optimizer value is r
 Lightning is imported. Each class checks its own arguments; a constructor that refuses one gets
 the key named (`name_the_key`). Nothing is read and no dir is made: the pre-run check builds all of it,
 the schedule with the number of steps the config plans (`planned_steps`).
+
+`run_to_fit(cfg)` is the run as fit starts it: the checkpoint it resumes, the seed set before the network
+draws its weights, every object built. The run is built once: the pre-run check of a single run builds it
+for the dir the run is about to get and hands it over (`hand_over`), and `train()` takes it (`take_over`);
+a sweep job, whose dir exists when its own values are known, is checked by building it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_exp.errors import ConfigError, is_int
+from mnist_exp.compat.seed import seed_everything
+from mnist_exp.errors import ConfigError, first_line, is_int
 from mnist_exp.hardware import resolve_precision
+from mnist_exp.records.checkpoints import Checkpoint, resolve
 
 CONFIG_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 
@@ -69,7 +79,7 @@ def name_the_key(group: str, tree: dict, make: Callable[[dict], Any], error: Exc
     cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ else error
     if isinstance(cause, ConfigError):
         raise cause from None
-    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    reason = first_line(cause)
     target = tree.get("_target_") or (tree.get("scheduler") or {}).get("_target_") or group
     keys = leaf_keys(tree)
     culprits = [key for key in keys if f"{group}.{key}" in given]
@@ -179,16 +189,17 @@ def trainer_from(tree: dict, callbacks: list, loggers: list):
 
 def build_run(
     cfg: DictConfig,
-    logger_options: Callable[[dict], dict] | None = None,
+    resumed_at_step: int | None = None,
     given: set[str] = frozenset(),
     sweep_base: bool = False,
     quiet: bool = False,
 ) -> Run:
     """Build every object of a training run from its config, nothing read and no dir made (see the
-    module's docstring). logger_options(a logger's config) -> extra arguments for it (a resumed run's
-    purge step); given: the keys the command line set (to name the one a class refuses); sweep_base: the
-    config is a sweep's base, whose sizes the jobs vary: the schedule is tried for a long run (each job
-    tries its own length when it starts); quiet: Lightning's info lines left out (the pre-run check's)."""
+    module's docstring). resumed_at_step: the step of the checkpoint a resumed run continues from (its
+    TensorBoard logger hides the events logged after it); given: the keys the command line set (to name
+    the one a class refuses); sweep_base: the config is a sweep's base, whose sizes the jobs vary: the
+    schedule is tried for a long run (each job tries its own length when it starts); quiet: Lightning's
+    info lines left out (the pre-run check's)."""
 
     net = built("model", cfg, instantiate, given)
     optimizer = built("optimizer", cfg, lambda tree: optimizer_factory(tree, net), given)
@@ -197,10 +208,21 @@ def build_run(
         steps = 10**6 if sweep_base else planned_steps(cfg)
         scheduler = built("scheduler", cfg, lambda tree: scheduler_config(tree, optimizer, net, steps), given)
     with quiet_lightning() if quiet else contextlib.nullcontext():
-        return build_lightning_part(cfg, net, optimizer, scheduler, logger_options, given)
+        return build_lightning_part(cfg, net, optimizer, scheduler, resumed_at_step, given)
 
 
-def build_lightning_part(cfg, net, optimizer, scheduler, logger_options, given) -> Run:
+def logger_from(logger_cfg: DictConfig, resumed_at_step: int | None):
+    """A logger; a resumed run's TensorBoard logger with SummaryWriter's purge_step, so that the events the
+    interrupted run logged after its checkpoint are hidden and every step shows once."""
+    from hydra.utils import get_class
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    if resumed_at_step is not None and issubclass(get_class(logger_cfg._target_), TensorBoardLogger):
+        return instantiate(logger_cfg, purge_step=resumed_at_step)
+    return instantiate(logger_cfg)
+
+
+def build_lightning_part(cfg, net, optimizer, scheduler, resumed_at_step, given) -> Run:
     """Everything after the torch-only pieces: transform, data module, LightningModule, callbacks, loggers, Trainer."""
 
     transforms = built("transforms", cfg, instantiate, given)
@@ -219,8 +241,52 @@ def build_lightning_part(cfg, net, optimizer, scheduler, logger_options, given) 
         given,
     )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    options = logger_options or (lambda _: {})
-    loggers = [instantiate(c, **options(c)) for c in (cfg.get("logger") or {}).values() if c]
+    loggers = [logger_from(c, resumed_at_step) for c in (cfg.get("logger") or {}).values() if c]
     trainer = built("trainer", cfg, lambda tree: trainer_from(tree, callbacks, loggers), given)
     precision, why = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     return Run(net, datamodule, module, callbacks, loggers, trainer, precision, why)
+
+
+def run_to_fit(
+    cfg: DictConfig, given: set[str] = frozenset(), sweep_base: bool = False, quiet: bool = False
+) -> tuple[Run, Checkpoint | None]:
+    """The run as fit starts it: the checkpoint to resume (`ckpt_path`, pinned before any dir was made and
+    read once per process), the seed set before the network draws its weights, then every object built."""
+    checkpoint = resolve(cfg.ckpt_path, cfg.paths.log_dir) if cfg.get("ckpt_path") else None
+    seed_everything(cfg.seed, workers=True)  # (the recipe says the seed in train.log)
+    run = build_run(cfg, checkpoint.step if checkpoint else None, given, sweep_base, quiet)
+    return run, checkpoint
+
+
+# The run the pre-run check built, by the config it was built from: train() fits it instead of building
+# another (a dict: a test session runs many commands in one process; each run is taken once).
+_handed_over: dict[str, tuple[Run, Checkpoint | None]] = {}
+
+
+def fingerprint(cfg: DictConfig) -> str:
+    """The run's config (Hydra's own node left out), every value resolved, as one string."""
+    keys = [key for key in cfg.keys() if key != "hydra"]
+    return json.dumps(
+        OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True), sort_keys=True, default=str
+    )
+
+
+def hand_over(cfg: DictConfig, built: tuple[Run, Checkpoint | None]) -> None:
+    """Keep the run the pre-run check built from `cfg` (its paths.output_dir the dir the run is about to get)."""
+    _handed_over.clear()  # an earlier command's, never taken (it failed before training)
+    _handed_over[fingerprint(cfg)] = built
+
+
+def take_over(cfg: DictConfig) -> tuple[Run, Checkpoint | None] | None:
+    """The run the pre-run check built from this very config, or None (a sweep job, a run whose dir name was
+    taken meanwhile, a DDP helper process, a command that was given no check)."""
+    if not _handed_over:
+        return None
+    return _handed_over.pop(fingerprint(cfg), None)
+
+
+def planned_run_dir(config: DictConfig) -> str:
+    """The dir a single run is about to get: `hydra.run.dir` resolved as Hydra will (the resolvers that name it
+    cache their answer), made absolute as Hydra makes it."""
+    HydraConfig.instance().set_config(config)  # for ${hydra:...} in the name, as Hydra does before it resolves it
+    return os.path.abspath(str(OmegaConf.select(config, "hydra.run.dir")))
