@@ -155,6 +155,7 @@ def test_on_a_terminal_each_epoch_line_prints_once_and_reaches_train_log(synthet
         assert process.wait(timeout=300) == 0
     screen = b"".join(chunks).decode(errors="replace")
     assert screen.count("epoch 1/2  train loss") == 1 and screen.count("epoch 2/2  train loss") == 1
+    assert "Epoch 2/2" in screen and "Epoch 0" not in screen  # the bar counts epochs as the lines do, from 1
     assert "on_after_batch_transfer" not in screen  # Lightning's note on a hook the module owns by design
     log = (run_dir / "train.log").read_text()
     assert log.count("epoch 1/2  train loss") == 1 and log.count("epoch 2/2  train loss") == 1

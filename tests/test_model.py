@@ -65,3 +65,16 @@ def test_sizes_from_the_command_line_give_right_shapes_and_counts(overrides, c, 
 def test_bad_sizes_are_rejected_naming_the_key(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CNN(**kwargs)
+
+
+def test_the_fast_preset_pools_each_block_right_after_its_conv():
+    """pool_first: conv -> maxpool -> BN -> ReLU, the same parameters as pooling last, a quarter of the pixels
+    through the norm; the network's output keeps its shape."""
+    net = instantiate(compose(["experiment=fast"]).model)
+    layers = [type(m).__name__ for m in net.features]
+    assert layers == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"] * 2
+    pooled_last = CNN(channels=8, batch_norm=True)
+    assert parameter_count(net) == parameter_count(pooled_last)
+    assert net(torch.randn(5, 1, 28, 28)).shape == (5, 10)
+    with pytest.raises(ValueError, match="model.pool_first must be true or false"):
+        CNN(pool_first="yes")

@@ -50,7 +50,7 @@ MISTAKES = [
         "train",
         ["model.foo=1"],
         "Error: model.foo: no such config key; model has: channels, hidden, kernel_size, dropout, "
-        "batch_norm, convs_per_block, num_classes, in_channels, image_size",
+        "batch_norm, convs_per_block, pool_first, num_classes, in_channels, image_size",
     ),
     (
         "train",

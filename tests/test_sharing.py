@@ -68,6 +68,17 @@ def test_a_run_splits_the_cores_with_the_runs_training_now_and_takes_them_back(t
         torch.set_num_threads(threads)
 
 
+def test_a_killed_runs_lock_file_is_not_counted_and_goes_once_stale(training_now):
+    other = another_run(training_now)
+    other.kill()  # kill -9: no chance to remove its lock file
+    other.wait(timeout=20)
+    (left,) = training_now.glob("*.lock")
+    assert rundirs.processes_training() == 0 and left.exists()  # not counted; kept while it may be brand new
+    stale = left.stat().st_mtime - rundirs.STALE_AFTER - 1
+    os.utime(left, (stale, stale))
+    assert rundirs.processes_training() == 0 and not left.exists()  # the register does not grow with every kill
+
+
 def test_torch_threads_fixes_the_count_whatever_else_trains(training_now):
     threads = torch.get_num_threads()
     other = another_run(training_now)

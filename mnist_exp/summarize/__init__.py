@@ -363,6 +363,7 @@ def summarize_runs(
 
 
 def summarize_study(storage: str, study_name: str, out_dir: Path | None) -> int:
+    # (optuna and SQLAlchemy, about a second: summarize is a callback of every sweep, most of them no study)
     from mnist_exp.study.report import STUDY_COLUMNS, best_lines, study_rows
     from mnist_exp.study.storage import load_study, masked
 

@@ -170,7 +170,7 @@ def optimizer_factory(tree: dict, net) -> Callable:
 
 def scheduler_config(tree: dict, factory: Callable, net, steps: int) -> dict:
     """The schedule's config (Lightning's lr_scheduler dict), tried once on an optimizer for `steps` steps."""
-    from mnist_exp.models.schedules import make_scheduler
+    from mnist_exp.models.schedules import make_scheduler  # (imports torch: `--help` and `--cfg` do not)
 
     config = instantiate(tree)
     optimizer = factory(net.parameters())

@@ -58,7 +58,7 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
 def refuse_ddp_subprocesses_in_a_sweep(trainer) -> None:
     """Lightning starts DDP's extra processes by re-running this command line: inside a -m sweep each
     would start a sweep of its own."""
-    from mnist_exp.compat.lightning import restarts_command_line
+    from mnist_exp.compat.lightning import restarts_command_line  # (imports Lightning: `--help` does not)
 
     if is_multirun() and restarts_command_line(trainer) and trainer.world_size > 1:
         raise ConfigError(
@@ -151,7 +151,7 @@ def callback_results(callbacks: list) -> dict:
 def final_test(run: Run, cfg: DictConfig) -> dict:
     """Test the checkpoint `test_checkpoint` names (the best by validation accuracy, or the weights as
     trained), temperature-scaled first with calibrate=true; a trial its pruner stopped is not worth one."""
-    from mnist_exp.training.calibration import calibrate
+    from mnist_exp.training.calibration import calibrate  # (imports torch: `--help` does not)
 
     metrics = {"status": "ok", **callback_results(run.callbacks)}
     best = run.trainer.checkpoint_callback.best_model_path if run.trainer.checkpoint_callback else ""
