@@ -17,7 +17,7 @@ from mnist_exp.data import sources
 from mnist_exp.data.images import ImageError, load_digit
 from mnist_exp.data.sources import DatasetUnavailableError, LocalDirectory, ensure_files
 from mnist_exp.errors import ConfigError
-from mnist_exp.predict import expand_inputs
+from mnist_exp.predict.command import expand_inputs
 from mnist_exp.records.checkpoints import CheckpointError, check_targets, read_checkpoint
 from mnist_exp.records.rundirs import find_checkpoint, hold_run_lock, write_json_atomically
 from tests.helpers import HOLD_LOCK, Payload, hostile_corpus, stroke
