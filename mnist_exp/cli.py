@@ -290,9 +290,8 @@ def quote_ckpt_path(args: list[str]) -> list[str]:
 
 
 # The lines Hydra answers itself, composing the config but never running the command's task.
-ANSWERED_BY_HYDRA = {"--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--info", "-i"} | {
-    "--shell-completion",
-    "-sc",
+ANSWERED_BY_HYDRA = {"--help", "-h", "--hydra-help", "--version"} | {
+    flag for flag, mode in MODE_FLAGS.items() if mode in ("cfg", "info", "shell-completion")
 }
 
 
