@@ -159,8 +159,8 @@ def processes_training() -> int:
         if held_by_a_process(path):
             held += 1
         else:
-            with suppress(OSError):  # (its owner locked it within microseconds of making it)
-                if time.time() - path.stat().st_mtime > STALE_AFTER:
+            with suppress(OSError):  # (gone meanwhile: its owner ended; or a register this user cannot write)
+                if time.time() - path.stat().st_mtime > STALE_AFTER:  # (an owner locks its file as it makes it)
                     path.unlink()
     return held
 
