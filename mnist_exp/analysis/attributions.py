@@ -9,6 +9,10 @@ logit(digit) - logit(empty), and it needs only the model's gradients: 16 steps p
 Speed: 16 Gauss-Legendre steps (captum's default rule) where 32 were taken before, half the cost. Measured
 on 128 test digits and a one-epoch default model: the maps differ from 256-step maps by 1.2% (median
 relative L2; 3.1% at most), against 0.6% (1.3%) at 32 steps; the map stays the same picture.
+The steps go through the network 256 inputs at a time (`INTERNAL_BATCH`): the 64 mistakes' maps for both
+classes (2,048 inputs) took 0.19 s against 0.27 s in chunks of 1,024 on a 2-core AMD EPYC with native bf16,
+0.16 s against 0.31 s capped at AVX2 (median of 5, a one-epoch default model; 128 was no faster). The maps
+are the same sums whatever the chunk.
 
 Red pixels pushed the network towards the class, blue ones away from it. Each map is shown for the
 predicted class (what made it say 9) and the true class (what spoke for the 4 it missed).
@@ -21,6 +25,7 @@ import torch
 from mnist_exp.models.modes import evaluating
 
 STEPS = 16  # see the speed note above
+INTERNAL_BATCH = 256  # inputs per forward and backward pass: activations that stay in the CPU's caches
 
 
 def integrated_gradients(module, inputs: torch.Tensor, *classes: torch.Tensor) -> list[torch.Tensor]:
@@ -41,7 +46,7 @@ def integrated_gradients(module, inputs: torch.Tensor, *classes: torch.Tensor) -
                 baselines=baseline,
                 target=torch.cat(classes).to(device),
                 n_steps=STEPS,
-                internal_batch_size=1024,
+                internal_batch_size=INTERNAL_BATCH,
             )
     return list(attributions.detach().sum(dim=1).cpu().chunk(len(classes)))
 
