@@ -1,3 +1,5 @@
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -34,6 +36,24 @@ def test_test_split_is_exactly_the_test_files(datamodule, synthetic):
     labels = read_idx(synthetic.folder / "t10k-labels-idx1-ubyte")
     assert np.array_equal(datamodule.test_set.images.numpy(), images)
     assert np.array_equal(datamodule.test_set.labels.numpy(), labels)
+
+
+def test_a_sweeps_jobs_share_what_they_read_until_the_files_change(datamodule, synthetic):
+    """A second data module on the same files (the next job of a sweep) uses the tensors already read; a
+    file written since is read again."""
+    again = instantiate(compose(synthetic.overrides()).data)
+    again.setup("test")
+    assert again.test_set is datamodule.test_set
+    images_file = synthetic.folder / "t10k-images-idx3-ubyte"
+    raw = bytearray(images_file.read_bytes())
+    raw[-1] ^= 0xFF  # the last pixel of the last test digit
+    images_file.write_bytes(bytes(raw))
+    checksum = f"data.files.test_images.sha256={hashlib.sha256(raw).hexdigest()}"
+    changed = instantiate(compose([*synthetic.overrides(), checksum]).data)
+    changed.setup("test")
+    assert changed.test_set is not datamodule.test_set
+    assert changed.test_set.images[-1, -1, -1] == datamodule.test_set.images[-1, -1, -1] ^ 0xFF
+    assert torch.equal(changed.test_set.images[:-1], datamodule.test_set.images[:-1])
 
 
 def test_train_loader_yields_every_sample_once_per_epoch_in_batches(datamodule):

@@ -152,6 +152,29 @@ def test_the_projector_gets_features_as_bytes_or_as_text_when_bytes_would_read_a
     assert np.array_equal(sprite[28:56, 28:56], (images[4, 0] * 255).round().to(torch.uint8).numpy())
 
 
+def test_a_sprite_equal_to_the_previous_one_reuses_its_png_and_another_is_encoded_anew(tmp_path, monkeypatch):
+    """A sweep's jobs show the same test digits: the second job's sprite is the first one's PNG, not a new
+    encoding; different digits get their own."""
+    encoded = []
+    save = Image.Image.save
+    monkeypatch.setattr(Image.Image, "save", lambda image, *a, **k: encoded.append(image.size) or save(image, *a, **k))
+    digits, others = torch.rand(5, 1, 28, 28), torch.rand(5, 1, 28, 28)
+    metadata = [["true"], *([d] for d in range(5))]
+    for step, images in ((1, digits), (2, digits), (3, others)):
+        add_embedding(tmp_path / f"job{step}", torch.rand(5, 3) + 1, metadata, images, tag="digits", step=step)
+    assert len(encoded) == 2  # the first job's digits, then the other digits: the second job reused the first PNG
+    sprites = [
+        np.asarray(
+            Image.open(
+                tmp_path / f"job{step}" / projector_config(tmp_path / f"job{step}").embeddings[0].sprite.image_path
+            )
+        )
+        for step in (1, 2, 3)
+    ]
+    assert np.array_equal(sprites[0], sprites[1]) and not np.array_equal(sprites[0], sprites[2])
+    assert np.array_equal(sprites[2][28:56, 28:56], (others[4, 0] * 255).round().to(torch.uint8).numpy())
+
+
 @pytest.mark.slow
 def test_calibrate_fits_a_temperature_that_predict_and_export_use(synthetic, tmp_path):
     from mnist_exp.models.inference import RawImageClassifier, load_classifier

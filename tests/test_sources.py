@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from mnist_exp.data import sources
 from mnist_exp.data.sources import (
     DatasetUnavailableError,
     LocalDirectory,
     NpmPackage,
     SourceError,
     ensure_files,
+    file_problems,
 )
 
 
@@ -50,6 +52,22 @@ class Unreachable:
 
 def test_verified_local_files_are_used_without_any_source(synthetic):
     assert ensure_files("synthetic", synthetic.checksums, [Unreachable()], synthetic.data_dir) == synthetic.folder
+
+
+def test_a_verified_file_is_hashed_once_per_process_until_it_changes(synthetic, monkeypatch):
+    """A sweep's jobs verify the same files: each is hashed once while it stays as it is; a file written
+    since (even with bytes of the same size) is hashed again and refused when wrong."""
+    hashed = []
+    sha256_of = sources.sha256_of
+    monkeypatch.setattr(sources, "sha256_of", lambda path: hashed.append(path.name) or sha256_of(path))
+    for _ in range(3):
+        assert ensure_files("synthetic", synthetic.checksums, [Unreachable()], synthetic.data_dir) == synthetic.folder
+    assert sorted(hashed) == sorted(synthetic.checksums)
+    victim = synthetic.folder / "t10k-labels-idx1-ubyte"
+    data = victim.read_bytes()
+    victim.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one bit: same size
+    assert list(file_problems(synthetic.folder, synthetic.checksums)) == [victim.name]
+    assert hashed.count(victim.name) == 2
 
 
 def test_missing_files_come_from_the_first_working_source(synthetic, tmp_path):

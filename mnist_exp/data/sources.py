@@ -151,15 +151,32 @@ def _hand_placement_help(target: Path, files: Mapping[str, str]) -> str:
     return f"To place the files by hand, copy these uncompressed IDX files into {target}/:\n{listing}"
 
 
+def file_identity(path: Path) -> tuple:
+    """What the file system says of a file: any write, rename over it or replacement changes it (the change
+    time included, which no one can set back)."""
+    stat = path.stat()
+    return str(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
+_verified: set[tuple] = set()  # (file_identity, SHA-256) of the files hashed and found right in this process
+
+
 def file_problems(target: Path, files: Mapping[str, str]) -> dict[str, str]:
-    """file name -> what is wrong with it in `target` (missing, wrong SHA-256); empty when all verify."""
+    """file name -> what is wrong with it in `target` (missing, wrong SHA-256); empty when all verify.
+
+    Speed, shared across a sweep's jobs: a file is hashed once per process while its identity stays the
+    same (55 MB of MNIST: 0.03 s a job)."""
     problems = {}
     for file_name, expected in files.items():
         path = target / file_name
         if not path.is_file():
             problems[file_name] = "missing"
+        elif (key := (file_identity(path), expected)) in _verified:
+            continue
         elif (actual := sha256_of(path)) != expected:
             problems[file_name] = f"SHA-256 mismatch (got {actual[:12]}…, expected {expected[:12]}…)"
+        else:
+            _verified.add(key)
     return problems
 
 
