@@ -316,7 +316,7 @@ def test_a_grid_sampler_is_refused_in_one_line():
     sweeper = make_sweeper()
     sweeper.sampler = OmegaConf.create({"_target_": "optuna.samplers.GridSampler", "_partial_": True})
     with pytest.raises(
-        ConfigError, match=r"hydra/sweeper/sampler=grid: use the basic sweeper for grids \(-m key=a,b,c\)"
+        ConfigError, match=r"hydra/sweeper/sampler=grid: use the grid sweeper for grids \(-m key=a,b,c\)"
     ):
         sweeper.sweep([])
 

@@ -1,10 +1,12 @@
 """Multiruns: readable job dirs, summary tables, failure isolation, joblib, Optuna and submitit."""
 
+import collections
 import csv
 import json
 
 import pytest
 import yaml
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
 from mnist_exp.summarize import main as summarize_main
 from tests.helpers import run_cli
@@ -25,7 +27,15 @@ def read_summary(sweep_dir):
         return list(csv.DictReader(f))
 
 
-def test_grid_sweep_names_jobs_by_overrides_and_summarizes_them(synthetic, tmp_path):
+def test_grid_sweep_names_jobs_by_overrides_and_summarizes_them(synthetic, tmp_path, monkeypatch):
+    composed = collections.Counter()  # each job's config, composed by Hydra's config loader
+    load_sweep_config = ConfigLoaderImpl.load_sweep_config
+
+    def counted(loader, master_config, sweep_overrides):
+        composed[tuple(sweep_overrides)] += 1
+        return load_sweep_config(loader, master_config, sweep_overrides)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_sweep_config", counted)
     sweep = tmp_path / "sweep"
     result = run_cli(
         [
@@ -40,6 +50,7 @@ def test_grid_sweep_names_jobs_by_overrides_and_summarizes_them(synthetic, tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     rows = read_summary(sweep)
     assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
+    assert len(composed) == 4 and set(composed.values()) == {1}, composed  # checked, then launched: composed once
     job_dirs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert job_dirs[0].startswith("0_") and {"model.channels=4", "optimizer.lr=0.001"} <= set(
         job_dirs[0][2:].split(",")

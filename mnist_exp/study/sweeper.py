@@ -244,7 +244,7 @@ class StudySweeper:
     def sweep(self, arguments: list[str]) -> None:
         distributions, fixed = search_space(self.params, arguments)
         if issubclass(get_class(self.sampler._target_), optuna.samplers.GridSampler):  # (built later, with its grid)
-            raise ConfigError("hydra/sweeper/sampler=grid: use the basic sweeper for grids (-m key=a,b,c)")
+            raise ConfigError("hydra/sweeper/sampler=grid: use the grid sweeper for grids (-m key=a,b,c)")
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as Hydra's basic sweeper does
