@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Callable, Hashable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
@@ -70,40 +70,9 @@ class ResumableLoader(DataLoader):
 
 def load_split(folder: Path, images_file: str, labels_file: str, num_classes: int, reader: Callable = read_idx,
                channels: int = 1, image_size: int = 28) -> TensorBatches:
-    """Images [N, H, W] (one channel) or [N, H, W, C] as uint8, and N labels, as the config says they are.
-
-    Speed, shared across a sweep's jobs: read once per process while both files keep their identity (the
-    training split: 0.04 s a job). The tensors are shared, so they are never written to: a split is indexed
-    into copies, moved to a device as copies, and batches are new tensors."""
-    images_path, labels_path = folder / images_file, folder / labels_file
-    key = (file_identity(images_path), file_identity(labels_path), num_classes, channels, image_size, reader_key(reader))
-    if key not in _splits:
-        _splits[key] = read_split(images_path, labels_path, num_classes, reader, channels, image_size)
-        while len(_splits) > 4:  # two datasets' train and test splits
-            del _splits[next(iter(_splits))]
-    return _splits[key]
-
-
-_splits: dict[tuple, TensorBatches] = {}  # what load_split read, oldest first
-
-
-def reader_key(reader: Callable) -> Hashable:
-    """A partial (`_partial_: true` makes a new one for every job) by what it calls with what; else the reader."""
-    if not isinstance(reader, functools.partial):
-        return reader
-    key = (reader.func, reader.args, tuple(sorted(reader.keywords.items())))
-    try:
-        hash(key)
-    except TypeError:  # unhashable arguments: shared only by this very reader (a partial hashes as itself)
-        return reader
-    return key
-
-
-def read_split(images_path: Path, labels_path: Path, num_classes: int, reader: Callable, channels: int,
-               image_size: int) -> TensorBatches:
-    folder, images_file, labels_file = images_path.parent, images_path.name, labels_path.name
-    images = torch.from_numpy(np.array(reader(images_path), order="C"))  # torch wants a writable array
-    labels = torch.from_numpy(np.asarray(reader(labels_path)).astype("int64"))
+    """Images [N, H, W] (one channel) or [N, H, W, C] as uint8, and N labels, as the config says they are."""
+    images = torch.from_numpy(np.array(reader(folder / images_file), order="C"))  # a copy torch may write to
+    labels = torch.from_numpy(np.asarray(reader(folder / labels_file)).astype("int64"))
     expected = (image_size, image_size) if channels == 1 else (image_size, image_size, channels)
     if tuple(images.shape[1:]) != expected or images.dtype != torch.uint8 or labels.dim() != 1 or len(images) != len(labels):
         shape = "N x " + " x ".join(map(str, expected))
@@ -119,6 +88,33 @@ def read_split(images_path: Path, labels_path: Path, num_classes: int, reader: C
             f"(data.num_classes={num_classes})"
         )
     return TensorBatches(images, labels)
+
+
+_shared: dict[tuple, Any] = {}  # what DigitsDataModule.setup read and split in this process, oldest first
+
+
+def shared(key: tuple, make: Callable[[], Any]) -> Any:
+    """make()'s result, kept for the next data module asking with the same key: speed, shared across a sweep's
+    jobs in one process (the training split read and split again: 0.1 s a job). Four at most (two datasets'
+    fit and test splits). The tensors are shared, so nothing writes to them: batches are new tensors, and a
+    move to a device makes copies."""
+    if key not in _shared:
+        _shared[key] = make()
+        while len(_shared) > 4:
+            del _shared[next(iter(_shared))]
+    return _shared[key]
+
+
+def reader_key(reader: Callable) -> Hashable:
+    """A partial (`_partial_: true` makes a new one for every job) by what it calls with what; else the reader."""
+    if not isinstance(reader, functools.partial):
+        return reader
+    key = (reader.func, reader.args, tuple(sorted(reader.keywords.items())))
+    try:
+        hash(key)
+    except TypeError:  # unhashable arguments: shared only by this very reader (a partial hashes as itself)
+        return reader
+    return key
 
 
 class DigitsDataModule(pl.LightningDataModule):
@@ -174,26 +170,38 @@ class DigitsDataModule(pl.LightningDataModule):
         self._folder()
 
     def setup(self, stage: str | None = None) -> None:
+        """The splits, read or taken from the previous job of a sweep in this process (`shared`)."""
         folder = self._folder()
         if stage in (None, "fit", "validate") and self.train_set is None:
-            full = self._load(folder, "train")
-            if self.train_size is not None and len(full) != self.train_size:
-                raise ConfigError(
-                    f"data.train_size is {self.train_size} but {self.files['train_images']['file']} holds {len(full)} images"
-                )
-            if self.val_size >= len(full):
-                raise ConfigError(f"data.val_size={self.val_size} must be smaller than the {len(full)} training images")
-            order = torch.randperm(len(full), generator=torch.Generator().manual_seed(self.split_seed))
-            val_index, train_index = order[: self.val_size], order[self.val_size :]
-            self.train_set = TensorBatches(full.images[train_index], full.labels[train_index])
-            self.val_set = TensorBatches(full.images[val_index], full.labels[val_index])
+            key = (self._files_key(folder, "train"), self.train_size, self.val_size, self.split_seed)
+            self.train_set, self.val_set = shared(key, lambda: self._split(self._load(folder, "train")))
         if stage in (None, "test", "predict") and self.test_set is None:
-            self.test_set = self._load(folder, "test")
+            self.test_set = shared(self._files_key(folder, "test"), lambda: self._load(folder, "test"))
         self._move_to_training_device()
+
+    def _split(self, full: TensorBatches) -> tuple[TensorBatches, TensorBatches]:
+        """The training images less a seeded hold-out of val_size, and the hold-out."""
+        if self.train_size is not None and len(full) != self.train_size:
+            raise ConfigError(
+                f"data.train_size is {self.train_size} but {self.files['train_images']['file']} holds {len(full)} images"
+            )
+        if self.val_size >= len(full):
+            raise ConfigError(f"data.val_size={self.val_size} must be smaller than the {len(full)} training images")
+        order = torch.randperm(len(full), generator=torch.Generator().manual_seed(self.split_seed))
+        val_index, train_index = order[: self.val_size], order[self.val_size :]
+        return (
+            TensorBatches(full.images[train_index], full.labels[train_index]),
+            TensorBatches(full.images[val_index], full.labels[val_index]),
+        )
 
     def _load(self, folder: Path, split: str) -> TensorBatches:
         return load_split(folder, self.files[f"{split}_images"]["file"], self.files[f"{split}_labels"]["file"],
                           self.num_classes, self.reader, self.channels, self.image_size)
+
+    def _files_key(self, folder: Path, split: str) -> tuple:
+        """What a split read from `folder` depends on: its two files as they are now, and how they are read."""
+        files = (folder / self.files[f"{split}_images"]["file"], folder / self.files[f"{split}_labels"]["file"])
+        return (*map(file_identity, files), self.num_classes, self.channels, self.image_size, reader_key(self.reader))
 
     def _move_to_training_device(self) -> None:
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")

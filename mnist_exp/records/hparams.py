@@ -129,7 +129,8 @@ def leading_keys(hydra) -> list[str]:
     keys = list((hydra.sweeper.get("params") or {}).keys())
     multirun = Path(hydra.sweep.dir) / "multirun.yaml"  # the sweep's own command line, written by Hydra
     if multirun.is_file():
-        task = list(OmegaConf.load(multirun).hydra.overrides.task)
+        task = list(yaml.safe_load(multirun.read_text())["hydra"]["overrides"]["task"])  # (not OmegaConf.load:
+        # the whole config as a DictConfig, 0.04 s a job)
         keys += [o.key_or_group for o in parse_overrides(task) if o.is_sweep_override()]
     return list(dict.fromkeys(keys))
 
